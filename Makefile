@@ -1,0 +1,42 @@
+# pgha: PostgreSQL 17 HA deployed and healed by Salt.
+#   make lab       host packages, .venv, node image, nodes, master and minions, then the rollout
+#   make test      the same set-up, then every test (the tests run their own master)
+#   make lab-down  tear the lab down, leaving nothing behind
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KEEP_LAB ?= 0
+
+.PHONY: lab test lab-down host venv status
+
+host:
+	@lab/host-setup.sh
+
+$(STAMP): requirements.txt lab/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e lab
+	@touch $@
+
+venv: $(STAMP)
+
+lab: host venv
+	$(BIN)/pgha-lab up
+	@$(BIN)/salt '*' test.ping
+	@$(BIN)/pgha-lab status
+	@echo
+	@echo "Lab is up. From this directory: source $(BIN)/activate; salt '*' test.ping"
+	@echo "A node's shell: pgha-lab shell pg-01.  Tear down: make lab-down"
+
+test: host venv
+	$(BIN)/pgha-lab up --no-master
+	@rc=0; $(BIN)/pytest $(PYTEST_ARGS) tests || rc=$$?; \
+	if [ "$(KEEP_LAB)" = 0 ]; then $(BIN)/pgha-lab down || rc=$$?; fi; exit $$rc
+
+lab-down: venv
+	$(BIN)/pgha-lab down
+
+status: venv
+	@$(BIN)/pgha-lab status

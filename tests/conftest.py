@@ -1,0 +1,124 @@
+"""Shared fixtures: one Salt master for the whole session, started by pytest-salt-factories
+from the lab's own master configuration, talking to the real minions in the lab nodes.
+
+`make test` boots the nodes first (`pgha-lab up --no-master`); the tests never mock a
+service. Test files are numbered: they run in order, and later ones build on the cluster
+the earlier ones deployed.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pgha_lab import master as lab_master
+from pgha_lab import node as lab_node
+from pgha_lab.topology import MASTER_CONFIG_DIR, NODES, default_nodes
+
+LAB_MINIONS = [n.name for n in default_nodes()]
+
+
+def pytest_unconfigure(config):
+    # Salt's log handlers outlive pytest's captured streams and print a harmless
+    # "I/O operation on closed file" at exit; drop them, and stay quiet about the rest.
+    logging.getLogger().handlers.clear()
+    logging.raiseExceptions = False
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
+    """Poll until *predicate* returns something truthy; fail the test naming *what*."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def lab_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the `pgha-lab` console script, as an operator would."""
+    exe = Path(sys.executable).with_name("pgha-lab")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lab_is_up():
+    down = [n.name for n in default_nodes() if not lab_node.is_running(n)]
+    if down:
+        pytest.exit(f"lab nodes not running: {', '.join(down)}; run `make test` "
+                    "(or `.venv/bin/pgha-lab up --no-master` before pytest)", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def master(salt_factories):
+    """The lab master, started once with the same configuration as `make lab`'s daemon."""
+    lab_master.stop_master()  # `make lab`'s daemon would hold the same ports
+    lab_master.write_master_config()
+    config = lab_master.master_config()
+    # Salt prefixes root_dir to every path; the lab's paths are absolute already.
+    config.update(root_dir="/", token_dir=str(lab_master.MASTER_ROOT / "tokens"),
+                  api_pidfile=str(lab_master.MASTER_ROOT / "api.pid"),
+                  api_logfile=str(lab_master.MASTER_ROOT / "api.log"))
+    factory = salt_factories.salt_master_daemon(config["id"], overrides=config)
+    with factory.started(start_timeout=120):
+        yield factory
+
+
+@pytest.fixture(scope="session")
+def salt_cli(master):
+    return master.salt_cli(timeout=120)
+
+
+@pytest.fixture(scope="session")
+def salt_run_cli(master):
+    return master.salt_run_cli(timeout=900)
+
+
+def salt_data(ret, targets: list[str]) -> dict:
+    """Per-minion data of a salt CLI run: {minion: return}, None for a minion that did not return.
+
+    pytest-salt-factories unwraps the output when exactly one minion is targeted; this
+    puts the minion level back so callers always see the same shape.
+    """
+    data = ret.data
+    if len(targets) == 1 and not (isinstance(data, dict) and set(data) == set(targets)):
+        data = {targets[0]: data}
+    data = data if isinstance(data, dict) else {}
+    return {name: data.get(name) for name in targets}
+
+
+def ping(salt_cli, targets: list[str]) -> dict:
+    """{minion: True} for each minion that answered test.ping, False for the others."""
+    ret = salt_cli.run("-L", "--timeout=5", "test.ping", minion_tgt=",".join(targets), _timeout=60)
+    return {name: value is True for name, value in salt_data(ret, targets).items()}
+
+
+@pytest.fixture(scope="session")
+def minions(salt_cli):
+    """All lab minions connected to the session's master."""
+    wait_for(lambda: all(v is True for v in ping(salt_cli, LAB_MINIONS).values()),
+             180, "every lab minion to answer test.ping")
+    return LAB_MINIONS
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The lab's own API (pgha_lab.node), for power cuts, isolation and commands in nodes."""
+    return lab_node
+
+
+@pytest.fixture(scope="session")
+def nodes():
+    return NODES
+
+
+@pytest.fixture(scope="session")
+def saltfile_dir():
+    return MASTER_CONFIG_DIR
