@@ -1,0 +1,268 @@
+"""
+Patroni, through its REST API.
+
+Connection settings come from the pgha formula's parameters (``pgha.config``): the REST
+port, TLS, and the credentials for unsafe endpoints. By default a call goes to this
+node's own Patroni when the node is a cluster member, else to the first member that
+answers. ``host`` overrides that.
+
+Patroni owns leadership: nothing here touches the DCS directly. Switchover, failover,
+restart and reinit are requests to Patroni, which decides and acts.
+"""
+
+import logging
+import time
+
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "patroni"
+__func_alias__ = {"list_": "list"}
+
+REPLICA_ROLES = ("replica", "sync_standby", "quorum_standby")
+LEADER_ROLES = ("leader", "standby_leader")
+SERVICE = "Patroni REST API"
+
+
+def __virtual__():
+    if "pgha_http.request" not in __utils__:
+        return (False, "patroni: the pgha_http utility is not synced (saltutil.sync_utils)")
+    return __virtualname__
+
+
+# ---- plumbing ---------------------------------------------------------------------------
+
+def _settings():
+    cfg = __salt__["pgha.config"]()
+    rest = cfg["patroni"]["restapi"]
+    tls = cfg.get("tls", {}) if cfg.get("tls", {}).get("enabled") else {}
+    return {
+        "scheme": "https" if tls else "http",
+        "port": rest["port"],
+        "auth": (rest["username"], rest["password"]) if rest.get("password") else None,
+        "tls": {"ca": tls.get("ca_file"), "cert": tls.get("cert_file"), "key": tls.get("key_file")}
+        if tls else None,
+        "members": [(name, cfg["nodes"][name]["address"]) for name in cfg["postgres_members"]],
+        "self": cfg["id"] if cfg["id"] in cfg["postgres_members"] else None,
+        "address": cfg["address"],
+    }
+
+
+def _base_urls(host=None):
+    """Candidate base URLs: *host* only if given, else this node first, then the members."""
+    s = _settings()
+    if host:
+        address = dict(s["members"]).get(host, host)
+        return [f"{s['scheme']}://{address}:{s['port']}"]
+    addresses = [s["address"]] if s["self"] else []
+    addresses += [address for _, address in s["members"] if address not in addresses]
+    if not addresses:
+        raise CommandExecutionError("no Patroni members in pillar (pgha:nodes with role postgres)")
+    return [f"{s['scheme']}://{address}:{s['port']}" for address in addresses]
+
+
+def _call(method, path, host=None, json=None, params=None, timeout=5, expect=(200,),
+          authenticate=False):
+    """Send one request to the first Patroni that answers; return (status, body)."""
+    s = _settings()
+    _, status, body = __utils__["pgha_http.request"](
+        method, _base_urls(host), path, SERVICE, json=json, params=params, timeout=timeout,
+        tls=s["tls"], auth=s["auth"] if authenticate else None, expect=expect)
+    return status, body
+
+
+def _member_host(cluster_data, member):
+    for m in cluster_data.get("members", []):
+        if m["name"] == member:
+            return m["host"]
+    names = ", ".join(m["name"] for m in cluster_data.get("members", []))
+    raise SaltInvocationError(f"no Patroni member named {member!r}; members are: {names}")
+
+
+# ---- reading ----------------------------------------------------------------------------
+
+def cluster(host=None):
+    """
+    Return Patroni's view of the cluster (``GET /cluster``): scope, members with role,
+    state, timeline and lag, and whether the cluster is paused.
+
+    host
+        Ask this member (name or address) instead of the default.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.cluster
+    """
+    return _call("GET", "/cluster", host=host)[1]
+
+
+def leader(host=None):
+    """
+    Return the name of the current leader, or None when the cluster has none.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.leader
+    """
+    for member in cluster(host=host).get("members", []):
+        if member.get("role") in LEADER_ROLES:
+            return member["name"]
+    return None
+
+
+def health(host=None):
+    """
+    Return this member's own status (``GET /patroni``) plus ``healthy``: True when
+    PostgreSQL is running (``GET /health`` answers 200).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-02 patroni.health
+    """
+    status, _ = _call("GET", "/health", host=host, expect=None)
+    body = _call("GET", "/patroni", host=host)[1]
+    body["healthy"] = status == 200
+    return body
+
+
+def list_(host=None):
+    """
+    List the members like ``patronictl list``: name, host, role, state, timeline, lag
+    (bytes behind the leader), pending restart, and tags.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.list
+    """
+    data = cluster(host=host)
+    rows = []
+    for m in data.get("members", []):
+        rows.append({
+            "member": m["name"],
+            "host": m.get("host"),
+            "role": m.get("role"),
+            "state": m.get("state"),
+            "timeline": m.get("timeline"),
+            "lag": m.get("lag", m.get("receive_lag")) if m.get("role") not in LEADER_ROLES else None,
+            "pending_restart": bool(m.get("pending_restart", False)),
+            "tags": m.get("tags", {}),
+        })
+    return rows
+
+
+def _table(rows):
+    """A patronictl-like text table of list_() rows, for messages."""
+    header = ("Member", "Host", "Role", "State", "TL", "Lag", "Pending restart")
+    lines = [header] + [
+        (r["member"], str(r["host"]), str(r["role"]), str(r["state"]), str(r["timeline"]),
+         "" if r["lag"] is None else str(r["lag"]), "*" if r["pending_restart"] else "")
+        for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(" | ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in lines)
+
+
+def _replicas(members, max_lag):
+    """Names of replicas that stream with a known lag within *max_lag* bytes."""
+    ready = []
+    for m in members:
+        lag = m.get("lag")
+        if (m.get("role") in REPLICA_ROLES and m.get("state") == "streaming"
+                and isinstance(lag, int) and lag <= max_lag):
+            ready.append(m["name"])
+    return sorted(ready)
+
+
+def _problems(members, replicas, max_lag):
+    """What keeps the cluster from being healthy: one running leader, *replicas* streaming."""
+    problems = []
+    leaders = [m for m in members if m.get("role") in LEADER_ROLES]
+    if not leaders:
+        problems.append("no leader")
+    elif len(leaders) > 1:
+        problems.append("more than one leader: " + ", ".join(m["name"] for m in leaders))
+    elif leaders[0].get("state") != "running":
+        problems.append(f"leader {leaders[0]['name']} is {leaders[0].get('state')}")
+    ready = _replicas(members, max_lag)
+    if len(ready) < replicas:
+        problems.append(f"{len(ready)} of {replicas} replica(s) streaming with lag <= {max_lag} bytes")
+    return problems
+
+
+def _defaults(replicas, max_lag):
+    cfg = __salt__["pgha.config"]()
+    replicas = int(replicas) if replicas is not None else len(cfg["postgres_members"]) - 1
+    max_lag = int(max_lag) if max_lag is not None else cfg["patroni"]["dcs"]["maximum_lag_on_failover"]
+    return replicas, max_lag
+
+
+def wait_healthy(replicas=None, max_lag=None, timeout=0, interval=2, host=None):
+    """
+    Wait until the cluster has one running leader and at least *replicas* replicas
+    streaming with lag at most *max_lag* bytes; return the member list. After *timeout*
+    seconds (0: check once), raise with the problems and the cluster table.
+
+    replicas
+        Default: every other postgres node in pillar.
+    max_lag
+        Default: the cluster's ``maximum_lag_on_failover``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.wait_healthy timeout=120
+    """
+    replicas, max_lag = _defaults(replicas, max_lag)
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        try:
+            members = cluster(host=host).get("members", [])
+            problems = _problems(members, replicas, max_lag)
+            if not problems:
+                return members
+            detail = "; ".join(problems) + "\n" + _table(list_(host=host))
+        except CommandExecutionError as exc:
+            detail = str(exc)
+        if time.monotonic() >= deadline:
+            waited = f" after {timeout}s" if float(timeout) else ""
+            raise CommandExecutionError(f"cluster not healthy{waited}: {detail}")
+        time.sleep(float(interval))
+
+
+def wait_for_leader(timeout=120, host=None):
+    """
+    Wait until the cluster has a leader whose PostgreSQL is running; return its name.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.wait_for_leader timeout=180
+    """
+    members = wait_healthy(replicas=0, timeout=timeout, host=host)
+    return next(m["name"] for m in members if m.get("role") in LEADER_ROLES)
+
+
+def wait_for_replicas(count=None, timeout=300, max_lag=None, host=None):
+    """
+    Wait until *count* replicas (default: every other postgres node) stream from the
+    leader with lag at most *max_lag* bytes; return their names.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.wait_for_replicas count=2 timeout=300
+    """
+    count, max_lag = _defaults(count, max_lag)
+    members = wait_healthy(replicas=count, max_lag=max_lag, timeout=timeout, host=host)
+    return _replicas(members, max_lag)

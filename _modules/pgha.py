@@ -1,0 +1,311 @@
+"""
+The pgha formula's parameters and their validation.
+
+``pgha.config`` returns exactly what ``pgha/map.jinja`` computes (defaults.yaml merged
+with the pillar's ``pgha:`` key, plus derived lists), so the execution modules, the
+states and the SLS files all read one source. ``pgha.validate`` checks it before
+anything is changed.
+"""
+
+import ipaddress
+import json
+import logging
+
+from salt.exceptions import CommandExecutionError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "pgha"
+
+# Patroni's own floors (patroni/config.py: _validate_and_adjust_timeouts).
+PATRONI_MIN = {"ttl": 20, "loop_wait": 1, "retry_timeout": 3}
+ROLES = ("postgres", "haproxy")
+FRONTENDS = ("keepalived", "hetzner")
+# Maps whose keys are the operator's own (node names, PostgreSQL parameters, ...): the
+# typo check does not look inside them.
+OPEN_MAPS = {
+    ("nodes",),
+    ("postgres", "package_versions"),
+    ("patroni", "package_versions"),
+    ("etcd", "package_versions"),
+    ("haproxy", "package_versions"),
+    ("keepalived", "package_versions"),
+    ("patroni", "parameters"),
+    ("patroni", "dcs", "postgresql", "parameters"),
+    ("hetzner",),
+}
+
+_MAP_EXPR = '{%- from "pgha/map.jinja" import pgha %}{{ pgha | json }}'
+_DEFAULTS_EXPR = '{%- import_yaml "pgha/defaults.yaml" as d %}{{ d.pgha | json }}'
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _render(expr):
+    rendered = __salt__["slsutil.renderer"](string=expr, default_renderer="jinja")
+    if hasattr(rendered, "read"):
+        rendered = rendered.read()
+    return json.loads(rendered)
+
+
+def config(refresh=False):
+    """
+    Return the formula's parameters as ``pgha/map.jinja`` merges them: ``defaults.yaml``
+    with the pillar's ``pgha:`` over it, plus derived values (``postgres_members``,
+    ``haproxy_members``, ``bootstrap_node``, this node's ``address``, ...).
+
+    refresh
+        Render again instead of using the copy cached for this run.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 pgha.config
+    """
+    if refresh or "pgha.config" not in __context__:
+        try:
+            __context__["pgha.config"] = _render(_MAP_EXPR)
+        except Exception as exc:  # a broken pillar surfaces here first
+            raise CommandExecutionError(f"cannot render pgha/map.jinja: {exc}")
+    return __context__["pgha.config"]
+
+
+def defaults():
+    """
+    Return the formula's ``defaults.yaml`` (the ``pgha:`` key), untouched by pillar.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 pgha.defaults
+    """
+    return _render(_DEFAULTS_EXPR)
+
+
+def validate():
+    """
+    Check the pillar's ``pgha:`` data and return a list of problems, each naming the
+    key and the fix. An empty list means the pillar is good.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pgha.validate
+    """
+    raw = __salt__["pillar.get"]("pgha", {})
+    if not isinstance(raw, dict):
+        return ["pgha: must be a mapping; see pillar.example"]
+    base = defaults()
+    errors = _unknown_keys(raw, base, ())
+    if errors:
+        # A typo can make every later message misleading; fix these first.
+        return errors
+    try:
+        cfg = config(refresh=True)
+    except CommandExecutionError as exc:
+        return [str(exc)]
+    return _check(cfg)
+
+
+def _check(cfg):
+    """Validate merged parameters (as ``config`` returns them); return the problems."""
+    errors = []
+    nodes = cfg.get("nodes")
+    if not isinstance(nodes, dict) or not nodes:
+        return ["pgha:nodes: no nodes defined; add {name: {address: ..., roles: [...]}} for "
+                "every node (see pillar.example)"]
+    errors += _check_nodes(cfg, nodes)
+    errors += _check_etcd_members(cfg)
+    errors += _check_passwords(cfg)
+    errors += _check_timing(cfg)
+    errors += _check_frontend(cfg)
+    errors += _check_ports(cfg, nodes)
+    errors += _check_synchronous(cfg)
+    return errors
+
+
+# ---- the rules ------------------------------------------------------------------------
+
+def _unknown_keys(raw, base, path):
+    errors = []
+    for key, value in raw.items():
+        here = path + (key,)
+        if key not in base:
+            known = ", ".join(sorted(base)) if isinstance(base, dict) else ""
+            errors.append(f"pgha:{':'.join(here)}: unknown key (a typo?); known keys here: {known}")
+        elif here in OPEN_MAPS:
+            continue
+        elif isinstance(value, dict) and isinstance(base[key], dict):
+            errors += _unknown_keys(value, base[key], here)
+    return errors
+
+
+def _check_nodes(cfg, nodes):
+    errors = []
+    seen_addresses = {}
+    seen_names = {}
+    network = None
+    if cfg["cluster"].get("network"):
+        try:
+            network = ipaddress.ip_network(cfg["cluster"]["network"], strict=False)
+        except ValueError:
+            errors.append(f"pgha:cluster:network: {cfg['cluster']['network']!r} is not a network; "
+                          "write it as CIDR, e.g. 198.51.100.0/24")
+    else:
+        errors.append("pgha:cluster:network: missing; set the CIDR all nodes share, "
+                      "e.g. 198.51.100.0/24")
+    for name, node in sorted(nodes.items()):
+        where = f"pgha:nodes:{name}"
+        if not isinstance(node, dict):
+            errors.append(f"{where}: must be a mapping with address and roles")
+            continue
+        lowered = name.lower()
+        if lowered in seen_names:
+            errors.append(f"{where}: duplicate node name (also {seen_names[lowered]}); "
+                          "node names must be unique, ignoring case")
+        seen_names[lowered] = name
+        roles = node.get("roles") or []
+        bad_roles = [r for r in roles if r not in ROLES]
+        if not roles or bad_roles:
+            errors.append(f"{where}:roles: {roles!r}; use one or more of {', '.join(ROLES)}")
+        address = node.get("address")
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            errors.append(f"{where}:address: {address!r} is not an IP address; set the node's address")
+            continue
+        if str(ip) in seen_addresses:
+            errors.append(f"{where}:address: {ip} is also {seen_addresses[str(ip)]}'s address; "
+                          "every node needs its own")
+        seen_addresses[str(ip)] = name
+        if network and ip not in network:
+            errors.append(f"{where}:address: {ip} is outside pgha:cluster:network {network}")
+    vip = cfg["keepalived"].get("vip")
+    if vip and vip in seen_addresses:
+        errors.append(f"pgha:keepalived:vip: {vip} is also {seen_addresses[vip]}'s address; "
+                      "the VIP needs an address of its own")
+    return errors
+
+
+def _check_etcd_members(cfg):
+    count = len(cfg["postgres_members"])
+    if count == 1 and cfg["cluster"].get("dev_single_etcd"):
+        return []
+    if count < 3:
+        return [f"pgha:nodes: {count} postgres node(s) give {count} etcd member(s); etcd needs at "
+                "least 3 to survive a failure (set pgha:cluster:dev_single_etcd: true for a "
+                "1-node development cluster)"]
+    if count % 2 == 0:
+        return [f"pgha:nodes: {count} postgres nodes give an even number of etcd members; an even "
+                f"count tolerates no more failures than {count - 1}: use an odd number"]
+    return []
+
+
+def _check_passwords(cfg):
+    wanted = [("patroni", "superuser"), ("patroni", "replication"), ("patroni", "rewind"),
+              ("patroni", "restapi")]
+    if cfg["haproxy_members"]:
+        wanted.append(("haproxy", "stats"))
+    errors = []
+    for section, user in wanted:
+        if not cfg[section][user].get("password"):
+            errors.append(f"pgha:{section}:{user}:password: missing; set it in pillar "
+                          "(keep it encrypted, e.g. with the gpg renderer)")
+    return errors
+
+
+def _check_timing(cfg):
+    dcs = cfg["patroni"]["dcs"]
+    errors = []
+    for key, floor in PATRONI_MIN.items():
+        value = dcs.get(key)
+        if not isinstance(value, int):
+            errors.append(f"pgha:patroni:dcs:{key}: {value!r} is not a whole number of seconds")
+        elif value < floor:
+            errors.append(f"pgha:patroni:dcs:{key}: {value} is below Patroni's minimum of {floor}; "
+                          f"set it to {floor} or more")
+    if errors:
+        return errors
+    if dcs["loop_wait"] + 2 * dcs["retry_timeout"] > dcs["ttl"]:
+        errors.append(f"pgha:patroni:dcs: loop_wait + 2*retry_timeout = "
+                      f"{dcs['loop_wait'] + 2 * dcs['retry_timeout']} exceeds ttl {dcs['ttl']}; "
+                      "Patroni would silently shrink them: lower loop_wait or retry_timeout, "
+                      "or raise ttl")
+    return errors
+
+
+def _check_frontend(cfg):
+    frontend = cfg.get("frontend")
+    if frontend not in FRONTENDS:
+        return [f"pgha:frontend: {frontend!r}; use one of {', '.join(FRONTENDS)}"]
+    if frontend != "keepalived" or not cfg["haproxy_members"]:
+        return []
+    vip = cfg["keepalived"].get("vip")
+    if not vip:
+        return ["pgha:keepalived:vip: missing; set the virtual IP the haproxy nodes share"]
+    try:
+        ip = ipaddress.ip_address(vip)
+    except ValueError:
+        return [f"pgha:keepalived:vip: {vip!r} is not an IP address"]
+    network = cfg["cluster"].get("network")
+    try:
+        if network and ip not in ipaddress.ip_network(network, strict=False):
+            return [f"pgha:keepalived:vip: {vip} is outside pgha:cluster:network {network}; "
+                    "VRRP only moves an address within the nodes' own network"]
+    except ValueError:
+        pass  # reported by _check_nodes
+    return []
+
+
+def _check_ports(cfg, nodes):
+    """Ports that share a node must differ."""
+    by_role = {
+        "postgres": {
+            "pgha:postgres:port": cfg["postgres"]["port"],
+            "pgha:patroni:restapi:port": cfg["patroni"]["restapi"]["port"],
+            "pgha:etcd:client_port": cfg["etcd"]["client_port"],
+            "pgha:etcd:peer_port": cfg["etcd"]["peer_port"],
+        },
+        "haproxy": {
+            "pgha:haproxy:writer_port": cfg["haproxy"]["writer_port"],
+            "pgha:haproxy:reader_port": cfg["haproxy"]["reader_port"],
+            "pgha:haproxy:stats:port": cfg["haproxy"]["stats"]["port"],
+        },
+    }
+    errors = []
+    reported = set()
+    for name, node in sorted(nodes.items()):
+        used = {}
+        for role in (node.get("roles") or []) if isinstance(node, dict) else []:
+            for key, port in by_role.get(role, {}).items():
+                if not isinstance(port, int) or not 0 < port < 65536:
+                    if key not in reported:
+                        errors.append(f"{key}: {port!r} is not a TCP port")
+                        reported.add(key)
+                elif port in used and (used[port], key) not in reported:
+                    errors.append(f"{key}: port {port} collides with {used[port]} on {name}; "
+                                  "give each service its own port")
+                    reported.add((used[port], key))
+                else:
+                    used[port] = key
+    return errors
+
+
+def _check_synchronous(cfg):
+    dcs = cfg["patroni"]["dcs"]
+    if not dcs.get("synchronous_mode"):
+        return []
+    standbys = len(cfg["postgres_members"]) - 1
+    wanted = dcs.get("synchronous_node_count", 1)
+    if wanted > standbys:
+        return [f"pgha:patroni:dcs:synchronous_node_count: {wanted} synchronous standby(s) but only "
+                f"{standbys} replica(s); lower it to at most {standbys} or add postgres nodes"]
+    if dcs.get("synchronous_mode_strict") and standbys == wanted:
+        return [f"pgha:patroni:dcs:synchronous_mode_strict: with {standbys} replica(s) all "
+                "synchronous, losing one stops every write; add a replica or turn strict off"]
+    return []

@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+#
+# salt-run state.orchestrate orch.deploy
+#
+# The rollout, from bare nodes to a checked cluster. Each step starts only after the
+# check before it passed; the first failure stops the run (failhard) and its comment
+# says what failed and on which minion. Re-running it on a healthy cluster changes and
+# restarts nothing.
+{%- from "pgha/map.jinja" import pgha %}
+{%- set postgres = pgha.postgres_members %}
+{%- set haproxy = pgha.haproxy_members %}
+{%- set bootstrap = pgha.bootstrap_node %}
+{%- set replicas = postgres | reject("equalto", bootstrap) | list %}
+
+# 1. The pillar, before any node is touched.
+pgha-orch-deploy-validate:
+  pgha.validated:
+    - name: pgha
+    - failhard: True
+
+# pgha's modules (patroni, etcd3, pgha) on every node, for the checks below.
+pgha-orch-deploy-sync:
+  salt.state:
+    - sls: [pgha.sync]
+    - tgt: {{ (postgres + haproxy) | join(",") }}
+    - tgt_type: list
+    - failhard: True
+    - require:
+      - pgha: pgha-orch-deploy-validate
+
+# 2. etcd on every postgres node, then 3. a quorum with a leader.
+pgha-orch-deploy-etcd:
+  salt.state:
+    - tgt: {{ postgres | join(",") }}
+    - tgt_type: list
+    - sls: [pgha.etcd]
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-sync
+
+pgha-orch-deploy-etcd-quorum:
+  salt.state:
+    - tgt: {{ bootstrap }}
+    - sls: [pgha.check.etcd]
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-etcd
+
+# 4. PostgreSQL and Patroni on one node first: it runs initdb and takes the leader key.
+pgha-orch-deploy-bootstrap:
+  salt.state:
+    - tgt: {{ bootstrap }}
+    - sls: [pgha.postgres, pgha.patroni]
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-etcd-quorum
+
+pgha-orch-deploy-leader:
+  salt.state:
+    - tgt: {{ bootstrap }}
+    - sls: [pgha.check.leader]
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-bootstrap
+
+{%- if replicas %}
+# 5. The other nodes clone from the leader; wait until every one of them streams.
+pgha-orch-deploy-replicas:
+  salt.state:
+    - tgt: {{ replicas | join(",") }}
+    - tgt_type: list
+    - sls: [pgha.postgres, pgha.patroni]
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-leader
+{%- endif %}
+
+pgha-orch-deploy-streaming:
+  salt.state:
+    - tgt: {{ bootstrap }}
+    - sls: [pgha.check.replicas]
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-leader
+
+{%- if haproxy %}
+# 6. HAProxy, then the front end that points at it.
+pgha-orch-deploy-haproxy:
+  salt.state:
+    - tgt: {{ haproxy | join(",") }}
+    - tgt_type: list
+    - sls: [pgha.haproxy]
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-streaming
+
+{%-   if pgha.frontend == "keepalived" %}
+pgha-orch-deploy-frontend:
+  salt.state:
+    - tgt: {{ haproxy | join(",") }}
+    - tgt_type: list
+    - sls: [pgha.keepalived]
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-haproxy
+{%-   endif %}
+
+# 7. A client's view: write on 5432, read the same rows from a replica on 5433.
+pgha-orch-deploy-end-to-end:
+  pgha.end_to_end:
+    - name: through the front end
+    - timeout: 90
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-haproxy
+{%- endif %}

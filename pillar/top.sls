@@ -1,0 +1,10 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# Every minion (and the master's orchestration) sees the same cluster description.
+# `lab_overrides` lives outside the checkout (/var/lib/pgha-lab/pillar, the second
+# pillar root): the tests layer changes over the lab pillar there, e.g. an added node.
+base:
+  '*':
+    - pgha
+    - lab_overrides
+    - ignore_missing: True

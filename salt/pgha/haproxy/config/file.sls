@@ -1,0 +1,21 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{%- from "pgha/map.jinja" import pgha %}
+
+include:
+  - pgha.haproxy.package.install
+
+# Validated with `haproxy -c` before it replaces the running config. Holds the stats
+# password: 0640 root:haproxy, no diff shown.
+pgha-haproxy-config-file-file-managed:
+  file.managed:
+    - name: {{ pgha.haproxy.config_file }}
+    - source: salt://pgha/haproxy/files/haproxy.cfg.jinja
+    - template: jinja
+    - user: root
+    - group: haproxy
+    - mode: '0640'
+    - show_changes: False
+    - check_cmd: /usr/sbin/haproxy -c -q -f
+    - require:
+      - sls: pgha.haproxy.package.install

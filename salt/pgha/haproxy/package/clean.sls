@@ -1,0 +1,12 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{%- from "pgha/map.jinja" import pgha %}
+
+include:
+  - pgha.haproxy.config.clean
+
+pgha-haproxy-package-clean-pkg-removed:
+  pkg.removed:
+    - pkgs: {{ pgha.haproxy.packages | json }}
+    - require:
+      - sls: pgha.haproxy.config.clean

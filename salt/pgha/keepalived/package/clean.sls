@@ -1,0 +1,12 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{%- from "pgha/map.jinja" import pgha %}
+
+include:
+  - pgha.keepalived.config.clean
+
+pgha-keepalived-package-clean-pkg-removed:
+  pkg.removed:
+    - pkgs: {{ pgha.keepalived.packages | json }}
+    - require:
+      - sls: pgha.keepalived.config.clean

@@ -1,0 +1,6 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+include:
+  - pgha.patroni.service.clean
+  - pgha.patroni.config.clean
+  - pgha.patroni.package.clean

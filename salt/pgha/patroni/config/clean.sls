@@ -1,0 +1,14 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{%- from "pgha/map.jinja" import pgha %}
+
+include:
+  - pgha.patroni.service.clean
+
+pgha-patroni-config-clean-files-absent:
+  file.absent:
+    - names:
+      - {{ pgha.patroni.config_file }}
+      - /etc/systemd/system/{{ pgha.patroni.service }}.service.d/pgha.conf
+    - require:
+      - sls: pgha.patroni.service.clean

@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{%- from "pgha/map.jinja" import pgha %}
+{%- set patroni = pgha.patroni %}
+
+include:
+  - pgha.patroni.package.install
+
+pgha-patroni-config-file-dir-managed:
+  file.directory:
+    - name: {{ salt["file.dirname"](patroni.config_file) }}
+    - user: postgres
+    - group: postgres
+    - mode: '0750'
+    - require:
+      - sls: pgha.patroni.package.install
+
+# Only the data directory's parent: Patroni's initdb creates the data directory itself,
+# and nothing may be written into it before that.
+pgha-patroni-config-file-data-parent-managed:
+  file.directory:
+    - name: {{ salt["file.dirname"](pgha.postgres.data_dir) }}
+    - user: postgres
+    - group: postgres
+    - mode: '0755'
+    - makedirs: True
+    - require:
+      - sls: pgha.patroni.package.install
+
+# Holds every database password: 0600, postgres only, and never shown in a diff.
+pgha-patroni-config-file-file-managed:
+  file.managed:
+    - name: {{ patroni.config_file }}
+    - source: salt://pgha/patroni/files/config.yml.jinja
+    - template: jinja
+    - user: postgres
+    - group: postgres
+    - mode: '0600'
+    - show_changes: False
+    - check_cmd: {{ "/usr/bin/patroni" if patroni.install_method == "deb" else patroni.pip.venv ~ "/bin/patroni" }} --validate-config
+    - require:
+      - file: pgha-patroni-config-file-dir-managed
+
+pgha-patroni-config-file-unit-dropin-managed:
+  file.managed:
+    - name: /etc/systemd/system/{{ patroni.service }}.service.d/pgha.conf
+    - source: salt://pgha/patroni/files/dropin.conf.jinja
+    - template: jinja
+    - mode: '0644'
+    - makedirs: True
+
+pgha-patroni-config-file-daemon-reload:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: pgha-patroni-config-file-unit-dropin-managed
+{%- if patroni.install_method != "deb" %}
+      - file: pgha-patroni-package-install-unit-managed
+{%- endif %}
