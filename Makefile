@@ -24,11 +24,14 @@ venv: $(STAMP)
 
 lab: host venv
 	$(BIN)/pgha-lab up
-	@$(BIN)/salt '*' test.ping
-	@$(BIN)/pgha-lab status
+	$(BIN)/salt-run state.orchestrate orch.deploy
 	@echo
-	@echo "Lab is up. From this directory: source $(BIN)/activate; salt '*' test.ping"
-	@echo "A node's shell: pgha-lab shell pg-01.  Tear down: make lab-down"
+	@$(BIN)/salt-run pgha.status
+	@echo
+	@$(BIN)/pgha-lab info
+	@echo
+	@echo "From this directory: source $(BIN)/activate; salt '*' test.ping"
+	@echo "Tear down: make lab-down"
 
 test: host venv
 	$(BIN)/pgha-lab up --no-master

@@ -28,7 +28,7 @@ def __virtual__():
 # ---- plumbing ---------------------------------------------------------------------------
 
 def _settings():
-    cfg = __salt__["pgha.config"]()
+    cfg = __salt__["pgha.config"](redact=False)
     etcd = cfg["etcd"]
     tls = cfg.get("tls", {}) if cfg.get("tls", {}).get("enabled") else {}
     scheme = "https" if tls else "http"

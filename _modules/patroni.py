@@ -34,7 +34,7 @@ def __virtual__():
 # ---- plumbing ---------------------------------------------------------------------------
 
 def _settings():
-    cfg = __salt__["pgha.config"]()
+    cfg = __salt__["pgha.config"](redact=False)
     rest = cfg["patroni"]["restapi"]
     tls = cfg.get("tls", {}) if cfg.get("tls", {}).get("enabled") else {}
     return {
@@ -198,7 +198,7 @@ def _problems(members, replicas, max_lag):
 
 
 def _defaults(replicas, max_lag):
-    cfg = __salt__["pgha.config"]()
+    cfg = __salt__["pgha.config"](redact=False)
     replicas = int(replicas) if replicas is not None else len(cfg["postgres_members"]) - 1
     max_lag = int(max_lag) if max_lag is not None else cfg["patroni"]["dcs"]["maximum_lag_on_failover"]
     return replicas, max_lag

@@ -50,7 +50,7 @@ def _render(expr):
     return json.loads(rendered)
 
 
-def config(refresh=False):
+def config(refresh=False, redact=True):
     """
     Return the formula's parameters as ``pgha/map.jinja`` merges them: ``defaults.yaml``
     with the pillar's ``pgha:`` over it, plus derived values (``postgres_members``,
@@ -58,6 +58,9 @@ def config(refresh=False):
 
     refresh
         Render again instead of using the copy cached for this run.
+    redact
+        Replace every secret (any ``password`` or ``token`` key) with ``******``, so the
+        result can travel on the event bus. The modules ask for ``redact=False`` locally.
 
     CLI Example:
 
@@ -70,7 +73,19 @@ def config(refresh=False):
             __context__["pgha.config"] = _render(_MAP_EXPR)
         except Exception as exc:  # a broken pillar surfaces here first
             raise CommandExecutionError(f"cannot render pgha/map.jinja: {exc}")
-    return __context__["pgha.config"]
+    cfg = __context__["pgha.config"]
+    return _redacted(cfg) if redact else cfg
+
+
+SECRET_KEYS = ("password", "token", "key_pem", "root_password", "patroni_password")
+
+
+def _redacted(value):
+    if isinstance(value, dict):
+        return {k: ("******" if k in SECRET_KEYS and v else _redacted(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def defaults():

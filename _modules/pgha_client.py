@@ -29,7 +29,7 @@ def __virtual__():
 
 
 def _front(host):
-    cfg = __salt__["pgha.config"]()
+    cfg = __salt__["pgha.config"](redact=False)
     if host:
         return cfg, host
     if cfg["frontend"] == "keepalived":

@@ -8,19 +8,28 @@ the earlier ones deployed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
+import yaml
 
 from pgha_lab import master as lab_master
 from pgha_lab import node as lab_node
-from pgha_lab.topology import MASTER_CONFIG_DIR, NODES, default_nodes
+from pgha_lab.topology import MASTER_CONFIG_DIR, NODES, REPO_ROOT, VIP, default_nodes
 
 LAB_MINIONS = [n.name for n in default_nodes()]
+PG_NODES = [n for n in LAB_MINIONS if n.startswith("pg-")]
+HAPROXY_NODES = [n for n in LAB_MINIONS if n.startswith("haproxy-")]
+# The lab pillar, read as the master reads it (it is plain YAML).
+PILLAR = yaml.safe_load((REPO_ROOT / "pillar" / "pgha.sls").read_text())["pgha"]
+SUPERUSER = PILLAR["patroni"]["superuser"]
 
 
 def pytest_unconfigure(config):
@@ -48,7 +57,7 @@ def lab_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def lab_is_up():
     down = [n.name for n in default_nodes() if not lab_node.is_running(n)]
     if down:
@@ -57,7 +66,7 @@ def lab_is_up():
 
 
 @pytest.fixture(scope="session")
-def master(salt_factories):
+def master(salt_factories, lab_is_up):
     """The lab master, started once with the same configuration as `make lab`'s daemon."""
     lab_master.stop_master()  # `make lab`'s daemon would hold the same ports
     lab_master.write_master_config()
@@ -109,7 +118,7 @@ def minions(salt_cli):
 
 
 @pytest.fixture(scope="session")
-def lab():
+def lab(lab_is_up):
     """The lab's own API (pgha_lab.node), for power cuts, isolation and commands in nodes."""
     return lab_node
 
@@ -122,3 +131,100 @@ def nodes():
 @pytest.fixture(scope="session")
 def saltfile_dir():
     return MASTER_CONFIG_DIR
+
+
+# ---- PostgreSQL as a client sees it -----------------------------------------------------
+
+def pg_connect(host: str = VIP, port: int = 5432, dbname: str = "postgres", *,
+               user: str | None = None, password: str | None = None, timeout: int = 5,
+               autocommit: bool = True, **kwargs) -> psycopg.Connection:
+    return psycopg.connect(host=host, port=port, dbname=dbname,
+                           user=user or SUPERUSER.get("username", "postgres"),
+                           password=password or SUPERUSER["password"],
+                           connect_timeout=timeout, autocommit=autocommit, **kwargs)
+
+
+def sql(query: str, *params, host: str = VIP, port: int = 5432, dbname: str = "postgres"):
+    with pg_connect(host, port, dbname) as conn:
+        return conn.execute(query, params or None).fetchall()
+
+
+# ---- orchestration ----------------------------------------------------------------------
+
+@dataclass
+class OrchResult:
+    retcode: int
+    states: dict = field(default_factory=dict)
+    raw: object = None
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> list[str]:
+        return [s["__id__"] for s in self.states.values() if s.get("changes")]
+
+    @property
+    def failed(self) -> list[str]:
+        return [s["__id__"] for s in self.states.values() if s.get("result") is False]
+
+    def comments(self) -> str:
+        return "\n".join(f"{s['__id__']}: {s.get('comment')}" for s in self.states.values())
+
+
+def orchestrate(salt_run_cli, sls: str, pillar: dict | None = None, timeout: int = 900) -> OrchResult:
+    args = ["state.orchestrate", sls]
+    if pillar:
+        import json
+        args.append(f"pillar={json.dumps(pillar)}")
+    start = time.monotonic()
+    ret = salt_run_cli.run(*args, _timeout=timeout)
+    seconds = time.monotonic() - start
+    data = ret.data if isinstance(ret.data, dict) else {}
+    states = {}
+    for per_master in (data.get("data") or {}).values():
+        if isinstance(per_master, dict):
+            states.update(per_master)
+    retcode = data.get("retcode", ret.returncode) if data else ret.returncode
+    return OrchResult(retcode=retcode, states=states, raw=ret.stdout or ret.data, seconds=seconds)
+
+
+@pytest.fixture(scope="session")
+def deploy(salt_run_cli, minions):
+    """orch.deploy from whatever state the nodes are in (bare, in `make test`), once."""
+    result = orchestrate(salt_run_cli, "orch.deploy")
+    assert result.retcode == 0 and not result.failed, result.comments() or result.raw
+    return result
+
+
+@pytest.fixture
+def cluster(deploy, salt_cli):
+    """A deployed cluster, healthy at the start of the test."""
+    wait_healthy(salt_cli)
+    return deploy
+
+
+def wait_healthy(salt_cli, timeout: int = 180):
+    ret = salt_cli.run("patroni.wait_healthy", f"timeout={timeout}", minion_tgt="pg-01",
+                       _timeout=timeout + 60)
+    assert ret.returncode == 0, ret.stdout
+    return salt_data(ret, ["pg-01"])["pg-01"]
+
+
+# ---- pillar overrides -------------------------------------------------------------------
+
+@contextlib.contextmanager
+def pillar_override(salt_cli, data: dict):
+    """Layer *data* over the lab pillar (the optional lab_overrides.sls) for a block."""
+    path = lab_master.PILLAR_OVERRIDE_DIR / "lab_overrides.sls"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    refresh_pillar(salt_cli)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        refresh_pillar(salt_cli)
+
+
+def refresh_pillar(salt_cli):
+    ret = salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*", _timeout=120)
+    assert ret.returncode == 0, ret.stdout

@@ -82,7 +82,7 @@ def test_kill_stops_the_minion_and_start_brings_it_back(lab, nodes, salt_cli, mi
              f"{victim.name}'s minion to answer again")
 
 
-def test_exec_returns_the_commands_exit_code_and_output():
+def test_exec_returns_the_commands_exit_code_and_output(lab):
     proc = lab_cli("exec", "pg-02", "--", "sh", "-c", "echo out; echo err >&2; exit 7")
     assert (proc.returncode, proc.stdout, proc.stderr) == (7, "out\n", "err\n")
 
@@ -102,7 +102,7 @@ def test_isolate_cuts_a_running_node_off_and_heal_restores_it(lab, nodes):
     assert tcp_probe(victim.address) == "reachable"
 
 
-def test_bridge_holds_the_host_address():
+def test_bridge_holds_the_host_address(lab):
     out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", BRIDGE], capture_output=True,
                          text=True, check=True).stdout
     assert f"{HOST_ADDRESS}/{SUBNET.prefixlen}" in out

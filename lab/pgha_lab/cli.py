@@ -12,6 +12,7 @@
     pgha-lab heal NODE               plug it back in
     pgha-lab add NODE                create and boot a spare node (pg-04) in a running lab
     pgha-lab remove NODE             power off and delete a node
+    pgha-lab info                    how to reach the cluster: connection strings on the VIP
 """
 
 from __future__ import annotations
@@ -41,6 +42,33 @@ def _status(as_json: bool) -> int:
     return 0
 
 
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def _info() -> int:
+    """Connection strings, from the lab pillar merged over the formula's defaults."""
+    import yaml
+
+    from .topology import REPO_ROOT
+    defaults = yaml.safe_load((REPO_ROOT / "salt/pgha/defaults.yaml").read_text())["pgha"]
+    pillar = yaml.safe_load((REPO_ROOT / "pillar/pgha.sls").read_text())["pgha"]
+    cfg = _merge(defaults, pillar)
+    user, vip, haproxy = cfg["patroni"]["superuser"]["username"], cfg["keepalived"]["vip"], cfg["haproxy"]
+    print(f"writer (primary):  postgresql://{user}@{vip}:{haproxy['writer_port']}/postgres")
+    print(f"reader (replicas): postgresql://{user}@{vip}:{haproxy['reader_port']}/postgres")
+    print("password:          pgha:patroni:superuser:password in pillar/pgha.sls")
+    for name, node in sorted(cfg["nodes"].items()):
+        if "haproxy" in node["roles"]:
+            print(f"HAProxy stats:     http://{node['address']}:{haproxy['stats']['port']}/ ({name}; "
+                  "user and password: pgha:haproxy:stats)")
+    print("cluster status:    salt-run pgha.status      a node's shell: pgha-lab shell pg-01")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pgha-lab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--no-master", action="store_true",
                       help="do not start the master daemon (the tests start their own)")
     sub.add_parser("down", help="tear the lab down")
+    sub.add_parser("info", help="connection strings for the deployed cluster")
     p_status = sub.add_parser("status", help="show the lab")
     p_status.add_argument("--json", action="store_true")
     p_exec = sub.add_parser("exec", help="run a command inside a node")
@@ -65,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             lab.down()
         elif args.command == "status":
             return _status(args.json)
+        elif args.command == "info":
+            return _info()
         elif args.command == "exec":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             if not cmd:

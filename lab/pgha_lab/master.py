@@ -85,6 +85,7 @@ def master_config() -> dict:
         "module_dirs": [str(REPO_ROOT / "_modules")],
         "states_dirs": [str(REPO_ROOT / "_states")],
         "utils_dirs": [str(REPO_ROOT / "_utils")],
+        "outputter_dirs": [str(REPO_ROOT / "_output")],
         "fileserver_backend": ["roots"],
         "worker_threads": 4,
         "timeout": 15,
