@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KEEP_LAB ?= 0
 
-.PHONY: lab test lab-down host venv status
+.PHONY: lab test lab-down host venv status bench
 
 host:
 	@lab/host-setup.sh
@@ -43,3 +43,7 @@ lab-down: venv
 
 status: venv
 	@$(BIN)/pgha-lab status
+
+# The benchmark boots a fresh lab (the rollout is timed from bare nodes); ~20 minutes.
+bench: host venv
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -191,3 +191,185 @@ def status(endpoint=None):
         "is_learner": bool(body.get("isLearner", False)),
         "errors": body.get("errors", []),
     }
+
+
+def move_leader(to=None, away_from=None, timeout=10):
+    """
+    Transfer etcd's Raft leadership to the voting member *to*; or, with *away_from*,
+    only if that member leads now, to the healthy voter with the most applied log.
+    Returns ``{moved, leader}``; leadership is verified before returning.
+
+    Moving etcd leadership is a normal Raft operation (a few milliseconds without a
+    leader); pgha uses it to keep etcd's leader off the Patroni primary, so that losing
+    one node never costs both elections at once.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.move_leader to=pg-03
+        salt pg-01 etcd3.move_leader away_from=pg-01
+    """
+    if (to is None) == (away_from is None):
+        raise SaltInvocationError("give exactly one of to= or away_from=")
+    by_name = {m["name"]: m for m in members()}
+    unknown = [n for n in (to, away_from) if n is not None and n not in by_name]
+    if unknown:
+        raise SaltInvocationError(f"no etcd member named {unknown[0]!r}; members are: "
+                                  f"{', '.join(sorted(by_name))}")
+    current = status()["leader_name"]
+    if away_from is not None:
+        if current != away_from:
+            return {"moved": False, "leader": current}
+        healthy = {n for n, st in health().items() if st["healthy"]}
+        candidates = [n for n, m in by_name.items()
+                      if n != current and not m["is_learner"] and n in healthy and m["client_urls"]]
+        if not candidates:
+            raise CommandExecutionError(f"no healthy voting member to take etcd leadership from {current}")
+        to = max(candidates, key=lambda n: status(endpoint=by_name[n]["client_urls"][0])["raft_applied_index"])
+    if to == current:
+        return {"moved": False, "leader": current}
+    if by_name[to]["is_learner"]:
+        raise SaltInvocationError(f"{to} is a learner; only voting members can lead")
+    leader_url = by_name[current]["client_urls"][0]
+    _post("/v3/maintenance/transfer-leadership", {"targetID": str(_parse_id(by_name[to]["id"]))},
+          endpoint=leader_url, timeout=timeout)
+    deadline = time.monotonic() + float(timeout)
+    while status()["leader_name"] != to:
+        if time.monotonic() > deadline:
+            raise CommandExecutionError(f"etcd leadership did not move from {current} to {to} "
+                                        f"within {timeout}s")
+        time.sleep(0.2)
+    return {"moved": True, "leader": to, "previous": current}
+
+
+# ---- membership and maintenance ---------------------------------------------------------
+
+def _peer_url(peer_url=None, address=None):
+    if peer_url:
+        return peer_url
+    if not address:
+        raise SaltInvocationError("give peer_url= or address= for the new member")
+    cfg = __salt__["pgha.config"](redact=False)
+    return f"{cfg['scheme']}://{address}:{cfg['etcd']['peer_port']}"
+
+
+def member_add(peer_url=None, address=None, learner=True):
+    """
+    Announce a new member by its peer URL (``member add``), as a learner by default: a
+    learner receives the log but does not vote, so a new member that is slow to catch
+    up cannot cost the cluster its quorum. Start the new member afterwards with
+    ``initial-cluster-state existing`` and an empty data directory, then
+    ``member_promote`` it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.member_add address=198.51.100.123
+    """
+    url = _peer_url(peer_url, address)
+    for m in members():
+        if url in m["peer_urls"]:
+            raise CommandExecutionError(f"an etcd member with peer URL {url} exists already "
+                                        f"(id {m['id']}, name {m['name'] or 'not started'})")
+    _, body = _post("/v3/cluster/member/add", {"peerURLs": [url], "isLearner": bool(learner)})
+    return _member(body["member"])
+
+
+def member_promote(member):
+    """
+    Promote a learner to a voting member (by name or id). etcd refuses while the
+    learner's log is not caught up with the leader's; its message is passed on.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.member_promote pg-04
+    """
+    target = _find(member)
+    if not target["is_learner"]:
+        return {"promoted": False, "message": f"{target['name']} is a voting member already"}
+    _post("/v3/cluster/member/promote", {"ID": str(_parse_id(target["id"]))})
+    return {"promoted": True, "member": target["name"]}
+
+
+def member_remove(member):
+    """
+    Remove a member (by name or id) from the cluster. Refused when it would leave the
+    cluster without a quorum of its remaining voters.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.member_remove pg-04
+    """
+    target = _find(member)
+    voters = [m for m in members() if not m["is_learner"]]
+    if not target["is_learner"]:
+        remaining = [m for m in voters if m["id"] != target["id"]]
+        healthy = {n for n, st in health().items() if st["healthy"]}
+        alive = [m for m in remaining if m["name"] in healthy]
+        if len(alive) < len(remaining) // 2 + 1:
+            raise CommandExecutionError(
+                f"removing {target['name'] or target['id']} would leave {len(alive)} healthy of "
+                f"{len(remaining)} voters: no quorum")
+    _post("/v3/cluster/member/remove", {"ID": str(_parse_id(target["id"]))})
+    return {"removed": True, "member": target["name"] or target["id"]}
+
+
+def _find(member):
+    if not member:
+        raise SaltInvocationError("give a member name or id")
+    for m in members():
+        if member in (m["name"], m["id"]):
+            return m
+    try:
+        wanted = _hex(_parse_id(member))
+    except SaltInvocationError:
+        wanted = None
+    for m in members():
+        if m["id"] == wanted:
+            return m
+    raise CommandExecutionError(f"etcd has no member {member!r}")
+
+
+def alarms():
+    """
+    List active alarms (NOSPACE when the database hit its quota, CORRUPT).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.alarms
+    """
+    _, body = _post("/v3/maintenance/alarm", {"action": "GET", "memberID": "0", "alarm": "NONE"})
+    names = {m["id"]: m["name"] for m in members()}
+    return [{"member": names.get(_hex(a.get("memberID", 0)), _hex(a.get("memberID", 0))),
+             "alarm": a.get("alarm", "NONE")} for a in body.get("alarms", [])]
+
+
+def defragment(member=None):
+    """
+    Defragment one member's backend database (default: every member in turn), returning
+    the space compaction freed to the filesystem. The member pauses while it runs.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.defragment
+    """
+    targets = [_find(member)] if member else members()
+    result = {}
+    for m in targets:
+        if not m["client_urls"]:
+            continue
+        before = status(endpoint=m["client_urls"][0])["db_size"]
+        _post("/v3/maintenance/defragment", {}, endpoint=m["client_urls"][0], timeout=60)
+        after = status(endpoint=m["client_urls"][0])["db_size"]
+        result[m["name"]] = {"db_size_before": before, "db_size_after": after}
+    return result

@@ -266,3 +266,187 @@ def wait_for_replicas(count=None, timeout=300, max_lag=None, host=None):
     count, max_lag = _defaults(count, max_lag)
     members = wait_healthy(replicas=count, max_lag=max_lag, timeout=timeout, host=host)
     return _replicas(members, max_lag)
+
+
+# ---- acting (Patroni decides; these only ask) ------------------------------------------
+
+def _text(body):
+    return body if isinstance(body, str) else body.get("message", body)
+
+
+def switchover(leader, candidate=None, scheduled_at=None):
+    """
+    Ask Patroni for a planned switchover away from *leader* (to *candidate*, or to the
+    healthiest replica). Patroni refuses, with its reason, when *leader* is not the
+    leader or the candidate is not a healthy replica.
+
+    scheduled_at
+        ISO 8601 time with a timezone for a scheduled switchover.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.switchover leader=pg-01 candidate=pg-02
+    """
+    if not leader:
+        raise SaltInvocationError("switchover needs leader=<current leader>")
+    payload = {"leader": leader}
+    if candidate:
+        payload["candidate"] = candidate
+    if scheduled_at:
+        payload["scheduled_at"] = scheduled_at
+    # Sent to the leader itself: its HA loop wakes at once. Any other member would only
+    # leave a note in etcd for the leader's next loop (up to loop_wait later).
+    data = cluster()
+    host = _member_host(data, leader) if any(m["name"] == leader for m in data.get("members", [])) else None
+    status, body = _call("POST", "/switchover", host=host, json=payload, expect=(200, 202),
+                         authenticate=True, timeout=60)
+    return {"scheduled" if status == 202 else "switched": True, "message": _text(body)}
+
+
+def failover(candidate):
+    """
+    Ask Patroni for a manual failover to *candidate*: for a cluster whose leader is gone
+    or unhealthy. Patroni refuses a candidate that cannot safely take over.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.failover candidate=pg-02
+    """
+    if not candidate:
+        raise SaltInvocationError("failover needs candidate=<member>")
+    _, body = _call("POST", "/failover", json={"candidate": candidate}, authenticate=True,
+                    timeout=60)
+    return {"failed_over": True, "message": _text(body)}
+
+
+def restart(member, pending_only=False, timeout=None):
+    """
+    Ask *member*'s Patroni to restart its PostgreSQL (Patroni stops and starts it; a
+    leader stays leader). With pending_only, only when a parameter change waits for a
+    restart; returns ``{restarted: False}`` otherwise.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.restart pg-02 pending_only=True
+    """
+    if not member:
+        raise SaltInvocationError("restart needs a member name")
+    host = _member_host(cluster(), member)
+    if pending_only and not _call("GET", "/patroni", host=host)[1].get("pending_restart"):
+        return {"restarted": False, "message": f"{member} has no pending restart"}
+    payload = {"timeout": int(timeout)} if timeout else {}
+    _, body = _call("POST", "/restart", host=host, json=payload, authenticate=True,
+                    timeout=(int(timeout) if timeout else 120) + 10)
+    return {"restarted": True, "message": _text(body)}
+
+
+def reinit(member, force=False):
+    """
+    Ask *member*'s Patroni to rebuild its data directory from the leader (a replica
+    only; Patroni refuses on the leader). Its local data is replaced.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.reinit pg-03
+    """
+    if not member:
+        raise SaltInvocationError("reinit needs a member name")
+    host = _member_host(cluster(), member)
+    _, body = _call("POST", "/reinitialize", host=host, json={"force": bool(force)},
+                    authenticate=True, timeout=30)
+    return {"reinitializing": True, "message": _text(body)}
+
+
+def reload(member=None):
+    """
+    Ask Patroni to re-read its configuration file (one member, default: this node).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.reload
+    """
+    host = _member_host(cluster(), member) if member else None
+    _, body = _call("POST", "/reload", host=host, authenticate=True)
+    return {"reloaded": True, "message": _text(body)}
+
+
+def config_get():
+    """
+    Return the cluster's dynamic configuration (``GET /config``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.config_get
+    """
+    return _call("GET", "/config")[1]
+
+
+def config_patch(patch):
+    """
+    Merge *patch* (a dict) into the dynamic configuration (``PATCH /config``); a key set
+    to None is removed. Returns the new configuration.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.config_patch '{"loop_wait": 10, "postgresql": {"parameters": {"work_mem": "8MB"}}}'
+    """
+    if not isinstance(patch, dict) or not patch:
+        raise SaltInvocationError("config_patch needs a non-empty dict")
+    return _call("PATCH", "/config", json=patch, authenticate=True)[1]
+
+
+def pause():
+    """
+    Put the cluster in maintenance mode: Patroni stops managing PostgreSQL (no failover).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.pause
+    """
+    return {"paused": bool(config_patch({"pause": True}).get("pause"))}
+
+
+def resume():
+    """
+    Leave maintenance mode: Patroni manages PostgreSQL again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.resume
+    """
+    return {"paused": bool(config_patch({"pause": None}).get("pause"))}
+
+
+def history():
+    """
+    Return the timeline history: one entry per promotion, with the LSN, the reason,
+    the time and the new leader.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.history
+    """
+    rows = _call("GET", "/history")[1] or []
+    return [{"timeline": r[0], "lsn": r[1], "reason": r[2],
+             "timestamp": r[3] if len(r) > 3 else None,
+             "new_leader": r[4] if len(r) > 4 else None} for r in rows]

@@ -184,6 +184,10 @@ def _check_nodes(cfg, nodes):
             errors.append(f"{where}: duplicate node name (also {seen_names[lowered]}); "
                           "node names must be unique, ignoring case")
         seen_names[lowered] = name
+        if node.get("state", "present") not in ("present", "absent"):
+            errors.append(f"{where}:state: {node['state']!r}; use present or absent")
+        if node.get("etcd_join", "new") not in ("new", "existing"):
+            errors.append(f"{where}:etcd_join: {node['etcd_join']!r}; use new or existing")
         roles = node.get("roles") or []
         bad_roles = [r for r in roles if r not in ROLES]
         if not roles or bad_roles:
@@ -215,9 +219,13 @@ def _check_etcd_members(cfg):
         return [f"pgha:nodes: {count} postgres node(s) give {count} etcd member(s); etcd needs at "
                 "least 3 to survive a failure (set pgha:cluster:dev_single_etcd: true for a "
                 "1-node development cluster)"]
-    if count % 2 == 0:
-        return [f"pgha:nodes: {count} postgres nodes give an even number of etcd members; an even "
-                f"count tolerates no more failures than {count - 1}: use an odd number"]
+    # The cluster a bootstrap creates must be odd. Members joined later (etcd_join:
+    # existing, orch.add_node) may make it even on the way to the next odd size.
+    initial = [n for n in cfg["postgres_members"] if cfg["nodes"][n].get("etcd_join", "new") != "existing"]
+    if len(initial) % 2 == 0:
+        return [f"pgha:nodes: {len(initial)} postgres nodes bootstrap an even number of etcd "
+                f"members, which tolerates no more failures than {len(initial) - 1}: use an odd "
+                "number (grow an existing cluster with orch.add_node instead)"]
     return []
 
 

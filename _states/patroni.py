@@ -51,3 +51,195 @@ def cluster_healthy(name, replicas=None, max_lag=None, timeout=0):
     roles = ", ".join(f"{m['name']} {m.get('role')} {m.get('state')}" for m in members)
     ret["comment"] = f"cluster {name} is healthy: {roles}"
     return ret
+
+
+def switched_over(name, candidate=None, timeout=120):
+    """
+    A planned switchover has happened: with *candidate*, that member leads; without,
+    the leader at the start of the run has handed over to a healthy replica. Patroni
+    picks and promotes; this state asks, then waits until the new leader runs and the
+    old one streams from it again.
+
+    .. code-block:: yaml
+
+        pgha-switchover:
+          patroni.switched_over:
+            - name: pgha
+            - candidate: pg-02
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        members = {m["member"]: m for m in __salt__["patroni.list"]()}
+        leader = __salt__["patroni.leader"]()
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    if candidate and candidate not in members:
+        ret.update(result=False, comment=f"{candidate} is not a member of {name}; members are: "
+                                         f"{', '.join(sorted(members))}")
+        return ret
+    if leader is None:
+        ret.update(result=False, comment=f"{name} has no leader to switch over from; "
+                                         "use a failover (patroni.failover) instead")
+        return ret
+    if candidate == leader:
+        ret["comment"] = f"{candidate} already leads {name}"
+        return ret
+    target = candidate or "the healthiest replica"
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"would switch {name} over from {leader} to {target}",
+                   changes={"leader": {"old": leader, "new": target}})
+        return ret
+    try:
+        __salt__["patroni.switchover"](leader=leader, candidate=candidate)
+        deadline_members = __salt__["patroni.wait_healthy"](timeout=timeout)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"switchover from {leader} to {target} failed: {exc}")
+        return ret
+    new = next(m["name"] for m in deadline_members if m.get("role") == "leader")
+    if new == leader or (candidate and new != candidate):
+        ret.update(result=False, comment=f"after the switchover {new} leads, not {target}")
+        return ret
+    ret["changes"] = {"leader": {"old": leader, "new": new}}
+    ret["comment"] = f"switched {name} over from {leader} to {new}; {leader} streams from it"
+    return ret
+
+
+# Maps pgha owns completely: keys Patroni has that pillar does not are removed. Anywhere
+# else, keys pillar does not mention (pause, slots, ...) are left as they are.
+OWNED_MAPS = (("postgresql", "parameters"),)
+
+
+def _diff(current, desired, path=()):
+    """{dotted.key: {"old": ..., "new": ...}} for what *current* must change to match."""
+    changes = {}
+    for key, want in desired.items():
+        here = path + (key,)
+        have = (current or {}).get(key)
+        if isinstance(want, dict) and isinstance(have, dict):
+            changes.update(_diff(have, want, here))
+        elif have != want and str(have) != str(want):
+            # Patroni returns some parameters as strings ('on', '64MB'); compare loosely.
+            changes[".".join(here)] = {"old": have, "new": want}
+    if path in OWNED_MAPS:
+        for key in set(current or {}) - set(desired):
+            changes[".".join(path + (key,))] = {"old": current[key], "new": None}
+    return changes
+
+
+def _patch_from(changes):
+    patch = {}
+    for dotted, change in changes.items():
+        node = patch
+        keys = dotted.split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = change["new"]
+    return patch
+
+
+def dynamic_config(name, config=None, wait=180):
+    """
+    Patroni's dynamic configuration (``/config`` in etcd) matches the pillar
+    (``pgha:patroni:dcs``, or *config*). Only the keys that differ are PATCHed; the
+    changes list each key's old and new value. A PostgreSQL parameter that only takes
+    effect on restart is reported as pending on the members that need it, and left to
+    ``orch.rolling_restart``: this state never restarts anything.
+
+    wait
+        Seconds to wait for the cluster to have a leader (right after bootstrap).
+
+    .. code-block:: yaml
+
+        pgha-patroni-dynamic-config:
+          patroni.dynamic_config:
+            - name: pgha
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    desired = config if config is not None else __salt__["pgha.config"](redact=False)["patroni"]["dcs"]
+    try:
+        if wait:
+            __salt__["patroni.wait_for_leader"](timeout=wait)
+        current = __salt__["patroni.config_get"]()
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    changes = _diff(current, desired)
+    if not changes:
+        ret["comment"] = f"{name}: dynamic configuration matches the pillar"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, changes=changes,
+                   comment=f"{name}: would patch {', '.join(sorted(changes))}")
+        return ret
+    try:
+        __salt__["patroni.config_patch"](_patch_from(changes))
+        left = _diff(__salt__["patroni.config_get"](), desired)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"{name}: patching /config failed: {exc}")
+        return ret
+    if left:
+        ret.update(result=False, changes=changes,
+                   comment=f"{name}: /config still differs after the patch: {sorted(left)}")
+        return ret
+    ret["changes"] = changes
+    ret["comment"] = f"{name}: patched {', '.join(sorted(changes))}"
+    if any(key.startswith("postgresql.parameters.") for key in changes):
+        pending = _pending_restart(current.get("loop_wait", 10))
+        if pending:
+            ret["comment"] += (f"; PostgreSQL restart pending on {', '.join(pending)} "
+                               "(run orch.rolling_restart)")
+    return ret
+
+
+def _pending_restart(loop_wait):
+    """Members that report a pending restart, once Patroni has had a loop to notice."""
+    import time  # pylint: disable=import-outside-toplevel
+
+    deadline = time.monotonic() + float(loop_wait) + 5
+    pending = []
+    while time.monotonic() < deadline:
+        pending = sorted(m["member"] for m in __salt__["patroni.list"]() if m["pending_restart"])
+        if pending:
+            break
+        time.sleep(1)
+    return pending
+
+
+def restarted(name, pending_only=True, timeout=300):
+    """
+    Member *name*'s PostgreSQL has been restarted through Patroni (only when it has a
+    pending restart, unless pending_only is False), and is back: streaming again for a
+    replica, running for the leader.
+
+    .. code-block:: yaml
+
+        pgha-restart-pg-02:
+          patroni.restarted:
+            - name: pg-02
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        member = next((m for m in __salt__["patroni.list"]() if m["member"] == name), None)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    if member is None:
+        ret.update(result=False, comment=f"{name} is not a Patroni member")
+        return ret
+    if pending_only and not member["pending_restart"]:
+        ret["comment"] = f"{name} has no pending restart"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"would restart PostgreSQL on {name}",
+                   changes={"restarted": {"old": None, "new": name}})
+        return ret
+    try:
+        __salt__["patroni.restart"](name, pending_only=pending_only)
+        __salt__["patroni.wait_healthy"](timeout=timeout)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"restart of {name} failed: {exc}")
+        return ret
+    ret["changes"] = {"restarted": {"old": None, "new": name}}
+    ret["comment"] = f"restarted PostgreSQL on {name}; the cluster is healthy again"
+    return ret

@@ -84,6 +84,15 @@ pgha-orch-deploy-streaming:
     - require:
       - salt: pgha-orch-deploy-leader
 
+# Losing one node must never cost both elections at once: etcd's leader goes elsewhere.
+pgha-orch-deploy-etcd-leader:
+  salt.state:
+    - tgt: {{ bootstrap }}
+    - sls: [pgha.etcd.leader]
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-streaming
+
 {%- if haproxy %}
 # 6. HAProxy, then the front end that points at it.
 pgha-orch-deploy-haproxy:

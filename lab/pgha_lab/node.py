@@ -57,12 +57,20 @@ def pid1(node: Node) -> int | None:
     parent = nspawn_pid(node)
     if parent is None:
         return None
-    for task in Path(f"/proc/{parent}/task").iterdir():
-        for child in (task / "children").read_text().split():
+    try:
+        children = [c for task in Path(f"/proc/{parent}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except OSError:
+        return None
+    for child in children:
+        try:
             status = Path(f"/proc/{child}/status").read_text()
-            for line in status.splitlines():
-                if line.startswith("NSpid:") and line.split()[-1] == "1" and len(line.split()) > 2:
-                    return int(child)
+        except OSError:  # nspawn's short-lived helpers come and go during boot
+            continue
+        for line in status.splitlines():
+            fields = line.split()
+            if fields[:1] == ["NSpid:"] and len(fields) > 2 and fields[-1] == "1":
+                return int(child)
     return None
 
 

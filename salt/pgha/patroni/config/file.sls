@@ -27,7 +27,15 @@ pgha-patroni-config-file-data-parent-managed:
     - require:
       - sls: pgha.patroni.package.install
 
+pgha-patroni-config-file-validator-managed:
+  file.managed:
+    - name: /usr/local/sbin/pgha-patroni-validate
+    - source: salt://pgha/patroni/files/validate.sh.jinja
+    - template: jinja
+    - mode: '0755'
+
 # Holds every database password: 0600, postgres only, and never shown in a diff.
+# Validated by Patroni itself before it replaces the running config.
 pgha-patroni-config-file-file-managed:
   file.managed:
     - name: {{ patroni.config_file }}
@@ -37,9 +45,10 @@ pgha-patroni-config-file-file-managed:
     - group: postgres
     - mode: '0600'
     - show_changes: False
-    - check_cmd: {{ "/usr/bin/patroni" if patroni.install_method == "deb" else patroni.pip.venv ~ "/bin/patroni" }} --validate-config
+    - check_cmd: /usr/local/sbin/pgha-patroni-validate
     - require:
       - file: pgha-patroni-config-file-dir-managed
+      - file: pgha-patroni-config-file-validator-managed
 
 pgha-patroni-config-file-unit-dropin-managed:
   file.managed:

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""pgha benchmark: rollout time, switchover and failover write gaps, lost writes per
+fault, and pgbench through the VIP against the leader directly.
+
+    make bench            (or: .venv/bin/python bench/run.py)
+
+It boots a fresh lab (the rollout is measured from bare nodes), so it replaces whatever
+lab is running. Results: a table on stdout, bench/out/results.json, and
+bench/out/timeline.png (acknowledged writes per 100 ms around a switchover and a power
+cut, with the fault and recovery marked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "lab"))
+
+from pgha_lab import faults, lab, master, workload  # noqa: E402
+from pgha_lab.topology import NODES, VIP  # noqa: E402
+
+BIN = REPO / ".venv" / "bin"
+PILLAR = yaml.safe_load((REPO / "pillar" / "pgha.sls").read_text())["pgha"]
+DEFAULTS = yaml.safe_load((REPO / "salt" / "pgha" / "defaults.yaml").read_text())["pgha"]
+PASSWORD = PILLAR["patroni"]["superuser"]["password"]
+PG = faults.PG
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def salt_run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "salt-run"), *args], cwd=REPO, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"salt-run {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def salt(target: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "salt"), target, *args], cwd=REPO, capture_output=True, text=True)
+
+
+def wait_healthy(timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not workload.healthy(workload.member_states(PG)):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"cluster not healthy after {timeout}s: {workload.member_states(PG)}")
+        time.sleep(1)
+
+
+def timed_deploy() -> dict:
+    log("fresh lab (bare nodes)")
+    lab.up(with_master=True)
+    log("orch.deploy from bare nodes")
+    start = time.monotonic()
+    salt_run("state.orchestrate", "orch.deploy")
+    cold = time.monotonic() - start
+    log(f"  {cold:.1f}s; no-change re-run")
+    start = time.monotonic()
+    salt_run("state.orchestrate", "orch.deploy")
+    rerun = time.monotonic() - start
+    return {"from_bare_nodes_s": round(cold, 1), "no_change_rerun_s": round(rerun, 1)}
+
+
+def switchover_gap() -> dict:
+    wait_healthy()
+    start_id = workload.prepare_table(PASSWORD)
+    writer = workload.Writer(PASSWORD, start_id=start_id)
+    writer.start()
+    time.sleep(2)
+    t0 = time.monotonic()
+    salt_run("state.orchestrate", "orch.switchover")
+    time.sleep(2)
+    writer.stop()
+    gap, before, after = workload.longest_gap(writer.acks, t0)
+    lost = workload.missing_rows(PASSWORD, [a.id for a in writer.acks])
+    timeline = workload.Timeline(origin=before, acks=[a.acked for a in writer.acks],
+                                 marks={"last write before": 0.0, "first write after": after - before})
+    return {"gap": round(gap, 3), "lost": len(lost), "acked": len(writer.acks),
+            "split_brain": workload.client_split_brain(writer.acks),
+            "timeline": {"bins": timeline.bins(), "marks": timeline.marks}}
+
+
+def keep_etcd_leader_apart(ttl: int) -> None:
+    """What orch.deploy, orch.switchover and the role-change reaction do after a leader
+    change. A move renews every etcd lease, so wait a full ttl before the next cut: the
+    Patroni leader's lease must be at a natural point of its renewal cycle."""
+    leader = workload.leader(workload.member_states(PG))
+    out = salt(leader, "state.apply", "pgha.etcd.leader", "--out=json").stdout
+    if '"etcd_leader"' in out:
+        log(f"  etcd leadership moved off {leader}; waiting {ttl + 2}s")
+        time.sleep(ttl + 2)
+
+
+def fault_run(kind: str, ttl: int) -> dict:
+    wait_healthy()
+    if kind == "leader_power_cut":
+        keep_etcd_leader_apart(ttl)
+    report = faults.run_fault(kind, PASSWORD)
+    return report.as_dict()
+
+
+def pgbench(leader_address: str, seconds: int, clients: int, rounds: int = 3) -> dict:
+    """TPS through the VIP and straight to the leader, alternating the two paths *rounds*
+    times per mode so that drift on a shared 2-core host hits both alike; medians."""
+    env = dict(os.environ, PGPASSWORD=PASSWORD)
+    base = ["pgbench", "-U", "postgres", "-d", "postgres"]
+    log("  pgbench -i (scale 10)")
+    subprocess.run([*base, "-h", VIP, "-p", "5432", "-i", "-s", "10", "-q"], env=env, check=True,
+                   capture_output=True)
+    results = {}
+    for mode, flags in (("select-only", ["-S"]), ("tpcb-like", [])):
+        samples: dict[str, list[float]] = {"direct": [], "vip": []}
+        for _ in range(rounds):
+            for path, host in (("direct", leader_address), ("vip", VIP)):
+                proc = subprocess.run([*base, "-h", host, "-p", "5432", "-c", str(clients), "-j", "2",
+                                       "-T", str(seconds), "-M", "prepared", "-n", *flags],
+                                      env=env, capture_output=True, text=True, check=True)
+                samples[path].append(float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1)))
+        direct, vip = statistics.median(samples["direct"]), statistics.median(samples["vip"])
+        results[mode] = {"direct": round(direct, 1), "vip": round(vip, 1),
+                         "ratio": round(vip / direct, 3), "samples": samples}
+        log(f"  {mode}: vip {vip:.0f} / direct {direct:.0f} tps = {vip / direct:.3f}")
+    return results
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("planned switchover (orch.switchover)", results["switchover"]["runs"][0]["timeline"]),
+              ("leader power cut (pgha-lab kill)", results["power_cut"]["runs"][0]["timeline"])]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)))
+    for ax, (title, tl) in zip(axes, panels):
+        xs = [b[0] for b in tl["bins"]]
+        ys = [b[1] for b in tl["bins"]]
+        ax.bar(xs, ys, width=0.1, align="edge", color="#3b6ea5")
+        for i, (name, at) in enumerate(sorted(tl["marks"].items(), key=lambda kv: kv[1])):
+            ax.axvline(at, color=f"C{i + 1}", linestyle="--", linewidth=1)
+            ax.text(at, max(ys or [1]) * (0.95 - 0.12 * i), f" {name} ({at:.1f}s)", fontsize=8,
+                    color=f"C{i + 1}")
+        ax.set_title(title)
+        ax.set_xlabel("seconds from the fault")
+        ax.set_ylabel("acknowledged writes / 100 ms")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def table(results: dict) -> str:
+    sw, pc = results["switchover"], results["power_cut"]
+    dcs = results["settings"]["patroni_dcs"]
+    bound = 1.1 * (dcs["ttl"] - dcs["loop_wait"] / 2) + 2
+    rows = [
+        ("orch.deploy from bare nodes", f"{results['deploy']['from_bare_nodes_s']} s", "<= 300 s"),
+        ("orch.deploy no-change re-run", f"{results['deploy']['no_change_rerun_s']} s", ""),
+        (f"switchover write gap (n={sw['summary']['n']})",
+         f"median {sw['summary']['median']:.2f} s, max {sw['summary']['max']:.2f} s", "<= 2 s median"),
+        (f"leader power-cut write gap (n={pc['summary']['n']})",
+         f"median {pc['summary']['median']:.2f} s, max {pc['summary']['max']:.2f} s",
+         f"<= 15 s median and <= {bound:.1f} s"),
+    ]
+    for kind, r in results["faults"].items():
+        rows.append((f"fault {kind}", f"lost {len(r['lost'])} of {r['acked']}, gap {r['write_gap']:.2f} s, "
+                     f"split brain {len(r['client_split_brain']) + len(r['node_split_brain'])}, "
+                     f"healed {'yes' if r['healed'] else 'NO'}", "lost 0, split 0"))
+    for mode, r in results.get("pgbench", {}).items():
+        rows.append((f"pgbench {mode} tps (vip / direct)", f"{r['vip']} / {r['direct']} = {r['ratio']}",
+                     ">= 0.90"))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'figure':<{width}}  {'measured':<58}  target", "-" * (width + 80)]
+    lines += [f"{a:<{width}}  {b:<58}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="switchovers and power cuts (>= 5)")
+    parser.add_argument("--out", default=str(REPO / "bench" / "out"))
+    parser.add_argument("--pgbench-seconds", type=int, default=15)
+    parser.add_argument("--pgbench-clients", type=int, default=8)
+    parser.add_argument("--only", default="deploy,switchover,power_cut,faults,pgbench",
+                        help="comma-separated sections to run; the others keep their values "
+                             "from an earlier results.json (without deploy, the running lab is used)")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
+
+    dcs = {**DEFAULTS["patroni"]["dcs"], **PILLAR.get("patroni", {}).get("dcs", {})}
+    haproxy = {**DEFAULTS["haproxy"]["check"], **PILLAR.get("haproxy", {}).get("check", {})}
+    results = {"settings": {"patroni_dcs": {k: dcs[k] for k in ("ttl", "loop_wait", "retry_timeout",
+                                                                 "primary_start_timeout",
+                                                                 "synchronous_mode", "failsafe_mode")},
+                            "haproxy_check": haproxy,
+                            "keepalived_advert_int": DEFAULTS["keepalived"]["advert_int"]},
+               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results = {**previous, **results}
+    if "deploy" in only:
+        results["deploy"] = timed_deploy()
+    else:
+        master.start_master()
+
+    if "switchover" in only:
+        log(f"{args.runs} switchovers")
+        runs = []
+        for i in range(args.runs):
+            runs.append(switchover_gap())
+            log(f"  switchover {i + 1}: gap {runs[-1]['gap']:.2f}s, lost {runs[-1]['lost']}")
+        results["switchover"] = {"summary": workload.summary([r["gap"] for r in runs]), "runs": runs}
+
+    if "power_cut" in only:
+        log(f"{args.runs} leader power cuts")
+        runs = []
+        for i in range(args.runs):
+            runs.append(fault_run("leader_power_cut", dcs["ttl"]))
+            log(f"  power cut {i + 1}: gap {runs[-1]['write_gap']:.2f}s, lost {len(runs[-1]['lost'])}")
+        results["power_cut"] = {"summary": workload.summary([r["write_gap"] for r in runs]), "runs": runs}
+
+    if "faults" in only:
+        log("every fault kind once (the power cut's first run stands for its kind)")
+        results["faults"] = {"leader_power_cut": results["power_cut"]["runs"][0]}
+        for kind in faults.FAULTS:
+            if kind != "leader_power_cut":
+                results["faults"][kind] = fault_run(kind, dcs["ttl"])
+                log(f"  {kind}: gap {results['faults'][kind]['write_gap']:.2f}s, "
+                    f"lost {len(results['faults'][kind]['lost'])}")
+
+    if "pgbench" in only:
+        log("pgbench")
+        wait_healthy()
+        leader = workload.leader(workload.member_states(PG))
+        results["pgbench"] = pgbench(NODES[leader].address, args.pgbench_seconds, args.pgbench_clients)
+        results["pgbench_settings"] = {"seconds": args.pgbench_seconds, "clients": args.pgbench_clients,
+                                       "threads": 2, "scale": 10, "protocol": "prepared",
+                                       "rounds": 3, "statistic": "median of alternating runs"}
+
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    plot(results, out / "timeline.png")
+    print(table(results))
+    print(f"\nresults: {out / 'results.json'}   plot: {out / 'timeline.png'}")
+    lost = sum(len(r["lost"]) for r in results["faults"].values())
+    lost += sum(len(r["lost"]) for r in results["power_cut"]["runs"])
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# Run by orch.add_node / orch.remove_node on an existing member: etcd's runtime
+# reconfiguration. Parameters come as pillar under pgha_run: (member, address, promote,
+# absent).
+{%- set run = salt["pillar.get"]("pgha_run", {}) %}
+
+{%- if run.get("absent") %}
+pgha-etcd-member-absent:
+  etcd3.member_absent:
+    - name: {{ run.member }}
+{%- else %}
+pgha-etcd-member-present:
+  etcd3.member_present:
+    - name: {{ run.member }}
+    - address: {{ run.address }}
+    - promote: {{ run.get("promote", False) | json }}
+{%- endif %}
