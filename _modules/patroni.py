@@ -159,6 +159,26 @@ def list_(host=None):
     return rows
 
 
+def pending_restarts():
+    """
+    Return ``{member: {parameter: {old_value, new_value}}}`` for every member whose
+    PostgreSQL waits for a restart, with Patroni's reasons.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 patroni.pending_restarts
+    """
+    data = cluster()
+    pending = {}
+    for m in data.get("members", []):
+        if m.get("pending_restart"):
+            status = _call("GET", "/patroni", host=m["host"])[1]
+            pending[m["name"]] = status.get("pending_restart_reason", {})
+    return pending
+
+
 def _table(rows):
     """A patronictl-like text table of list_() rows, for messages."""
     header = ("Member", "Host", "Role", "State", "TL", "Lag", "Pending restart")
@@ -305,7 +325,7 @@ def switchover(leader, candidate=None, scheduled_at=None):
     return {"scheduled" if status == 202 else "switched": True, "message": _text(body)}
 
 
-def failover(candidate):
+def failover(candidate=None):
     """
     Ask Patroni for a manual failover to *candidate*: for a cluster whose leader is gone
     or unhealthy. Patroni refuses a candidate that cannot safely take over.
@@ -342,7 +362,7 @@ def restart(member, pending_only=False, timeout=None):
         return {"restarted": False, "message": f"{member} has no pending restart"}
     payload = {"timeout": int(timeout)} if timeout else {}
     _, body = _call("POST", "/restart", host=host, json=payload, authenticate=True,
-                    timeout=(int(timeout) if timeout else 120) + 10)
+                    timeout=(int(timeout) if timeout else 120) + 10, expect=(200, 202))
     return {"restarted": True, "message": _text(body)}
 
 
@@ -376,7 +396,7 @@ def reload(member=None):
         salt pg-01 patroni.reload
     """
     host = _member_host(cluster(), member) if member else None
-    _, body = _call("POST", "/reload", host=host, authenticate=True)
+    _, body = _call("POST", "/reload", host=host, authenticate=True, expect=(200, 202))
     return {"reloaded": True, "message": _text(body)}
 
 

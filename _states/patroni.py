@@ -173,8 +173,9 @@ def dynamic_config(name, config=None, wait=180):
                    comment=f"{name}: would patch {', '.join(sorted(changes))}")
         return ret
     try:
-        __salt__["patroni.config_patch"](_patch_from(changes))
-        left = _diff(__salt__["patroni.config_get"](), desired)
+        # PATCH answers with the configuration as stored in etcd; GET /config right after
+        # may still serve Patroni's cached copy, so the answer is what gets verified.
+        left = _diff(__salt__["patroni.config_patch"](_patch_from(changes)), desired)
     except CommandExecutionError as exc:
         ret.update(result=False, comment=f"{name}: patching /config failed: {exc}")
         return ret
@@ -193,17 +194,12 @@ def dynamic_config(name, config=None, wait=180):
 
 
 def _pending_restart(loop_wait):
-    """Members that report a pending restart, once Patroni has had a loop to notice."""
+    """Members that report a pending restart, once every member has had a full loop to
+    apply the change (reporting earlier would miss members that apply it later)."""
     import time  # pylint: disable=import-outside-toplevel
 
-    deadline = time.monotonic() + float(loop_wait) + 5
-    pending = []
-    while time.monotonic() < deadline:
-        pending = sorted(m["member"] for m in __salt__["patroni.list"]() if m["pending_restart"])
-        if pending:
-            break
-        time.sleep(1)
-    return pending
+    time.sleep(float(loop_wait) + 2)
+    return sorted(m["member"] for m in __salt__["patroni.list"]() if m["pending_restart"])
 
 
 def restarted(name, pending_only=True, timeout=300):
@@ -234,11 +230,25 @@ def restarted(name, pending_only=True, timeout=300):
         ret.update(result=None, comment=f"would restart PostgreSQL on {name}",
                    changes={"restarted": {"old": None, "new": name}})
         return ret
-    try:
-        __salt__["patroni.restart"](name, pending_only=pending_only)
-        __salt__["patroni.wait_healthy"](timeout=timeout)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=f"restart of {name} failed: {exc}")
+    import time  # pylint: disable=import-outside-toplevel
+
+    # A replica restarted right after its primary may not have replayed the primary's
+    # new parameter values yet (Patroni then keeps the old, larger ones): check, and
+    # restart once more if the member still waits for a restart.
+    for attempt in range(3):
+        try:
+            __salt__["patroni.restart"](name, pending_only=pending_only or attempt > 0)
+            __salt__["patroni.wait_healthy"](timeout=timeout)
+            time.sleep(2)
+            still = next(m for m in __salt__["patroni.list"]() if m["member"] == name)["pending_restart"]
+        except CommandExecutionError as exc:
+            ret.update(result=False, comment=f"restart of {name} failed: {exc}")
+            return ret
+        if not still:
+            break
+    else:
+        ret.update(result=False, changes={"restarted": {"old": None, "new": name}},
+                   comment=f"{name} still has a pending restart after 3 restarts")
         return ret
     ret["changes"] = {"restarted": {"old": None, "new": name}}
     ret["comment"] = f"restarted PostgreSQL on {name}; the cluster is healthy again"

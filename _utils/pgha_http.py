@@ -8,6 +8,7 @@ own response text, never a traceback.
 """
 
 import logging
+import re
 
 from salt.exceptions import CommandExecutionError
 
@@ -60,7 +61,7 @@ def request(method, bases, path, service, *, json=None, params=None, timeout=5, 
     errors = []
     for base in bases:
         try:
-            status, body = _one(method, base + path, service, json, params, timeout, tls, auth,
+            status, body = _one(method, base, path, service, json, params, timeout, tls, auth,
                                 headers)
         except _Unreachable as exc:
             errors.append(str(exc))
@@ -73,7 +74,8 @@ def request(method, bases, path, service, *, json=None, params=None, timeout=5, 
     raise CommandExecutionError("; ".join(errors))
 
 
-def _one(method, url, service, json, params, timeout, tls, auth, headers):
+def _one(method, base, path, service, json, params, timeout, tls, auth, headers):
+    url = base + path
     tls = tls or {}
     verify = tls.get("ca") or True
     cert = (tls["cert"], tls["key"]) if tls.get("cert") and tls.get("key") else None
@@ -81,11 +83,11 @@ def _one(method, url, service, json, params, timeout, tls, auth, headers):
         resp = requests.request(method, url, json=json, params=params, timeout=timeout,
                                 verify=verify, cert=cert, auth=auth, headers=headers)
     except requests.exceptions.SSLError as exc:
-        raise CommandExecutionError(f"{service} at {url}: TLS handshake failed: {_reason(exc)}")
+        raise CommandExecutionError(f"{service} at {base}: TLS handshake failed: {_reason(exc)}")
     except requests.exceptions.Timeout:
-        raise _Unreachable(f"{service} at {url} did not answer within {timeout}s")
+        raise _Unreachable(f"{service} at {base} did not answer {method} {path} within {timeout}s")
     except requests.exceptions.ConnectionError as exc:
-        raise _Unreachable(f"{service} at {url} is unreachable: {_reason(exc)}")
+        raise _Unreachable(f"{service} at {base} is unreachable: {_reason(exc)}")
     try:
         body = resp.json()
     except ValueError:
@@ -94,15 +96,12 @@ def _one(method, url, service, json, params, timeout, tls, auth, headers):
 
 
 def _reason(exc):
-    """The innermost, human part of a requests/urllib3 connection error."""
-    reason = exc
-    while getattr(reason, "reason", None) is not None and reason.reason is not reason:
-        reason = reason.reason
-    while reason.__context__ is not None and not str(reason):
-        reason = reason.__context__
-    text = str(reason)
-    # urllib3 wraps the socket error: "<urllib3...object at 0x..>: Failed to establish a
-    # new connection: [Errno 111] Connection refused" -> keep what follows the colon.
-    if "Failed to establish a new connection:" in text:
-        text = text.split("Failed to establish a new connection:", 1)[1].strip()
+    """The human part of a requests/urllib3 error: 'Connection refused', 'No route to host'."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\"()]+)", text)
+    if match:
+        return match.group(1).strip()
+    match = re.search(r"\[SSL: [^\]]+\] ([^'\"()]+)", text)
+    if match:
+        return match.group(1).strip()
     return text or exc.__class__.__name__

@@ -33,7 +33,7 @@ pgha-orch-add-node-validate:
 {%- if problem %}
 pgha-orch-add-node-refused:
   test.fail_without_changes:
-    - name: {{ problem | json }}
+    - comment: {{ problem | json }}
     - failhard: True
 {%- else %}
 

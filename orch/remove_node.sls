@@ -44,7 +44,7 @@ pgha-orch-remove-node-validate:
 {%- if problem %}
 pgha-orch-remove-node-refused:
   test.fail_without_changes:
-    - name: {{ problem | json }}
+    - comment: {{ problem | json }}
     - failhard: True
 {%- else %}
 

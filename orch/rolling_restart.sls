@@ -5,8 +5,13 @@
 #
 # Restart PostgreSQL on every member that has a pending restart (every member with
 # force): replicas first, one at a time, each waited on until it streams again; then a
-# switchover; then the old leader. Patroni performs each restart; the primary is never
-# restarted in place.
+# switchover; then the old leader. Patroni performs each restart.
+#
+# One exception: lowering a parameter a standby must match (max_connections,
+# max_worker_processes, max_wal_senders, max_prepared_transactions,
+# max_locks_per_transaction). No replica can run with less than its primary, so that
+# change can only start at the primary: it is restarted in place first (a short write
+# pause), then the replicas.
 {%- from "pgha/map.jinja" import pgha %}
 {%- set force = salt["pillar.get"]("force", False) %}
 {%- set answers = salt["saltutil.cmd"]("roles:postgres", "patroni.list", tgt_type="grain", timeout=15) %}
@@ -19,6 +24,20 @@
 {%- set leader = (members | selectattr("role", "equalto", "leader") | map(attribute="member") | list + [none]) | first %}
 {%- set replicas = members | rejectattr("role", "equalto", "leader") | list %}
 {%- set leader_pending = force or (members | selectattr("role", "equalto", "leader") | selectattr("pending_restart") | list | length > 0) %}
+{%- set standby_bound = ["max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions", "max_locks_per_transaction"] %}
+{%- set reasons = {} %}
+{%- for minion, answer in salt["saltutil.cmd"]("roles:postgres", "patroni.pending_restarts", tgt_type="grain", timeout=15) | dictsort %}
+{%-   if not reasons and answer.get("retcode", 1) == 0 and answer.ret is mapping %}
+{%-     do reasons.update(answer.ret) %}
+{%-   endif %}
+{%- endfor %}
+{%- set ns_lower = namespace(primary_first=false) %}
+{%- for param, change in reasons.get(leader, {}) | dictsort %}
+{%-   if param in standby_bound and (change.new_value | int) < (change.old_value | int) %}
+{%-     set ns_lower.primary_first = true %}
+{%-   endif %}
+{%- endfor %}
+{%- set primary_first = ns_lower.primary_first %}
 
 pgha-orch-rolling-restart-validate:
   pgha.validated:
@@ -28,7 +47,7 @@ pgha-orch-rolling-restart-validate:
 {%- if not leader %}
 pgha-orch-rolling-restart-refused:
   test.fail_without_changes:
-    - name: >-
+    - comment: >-
         no Patroni leader answered ({{ answers | length }} postgres minions asked); a rolling
         restart needs a healthy cluster
     - failhard: True
@@ -46,6 +65,24 @@ pgha-orch-rolling-restart-healthy-before:
 
 {#- A namespace: plain `set` inside a for loop does not outlive the loop in Jinja. #}
 {%- set ns = namespace(previous="pgha-orch-rolling-restart-healthy-before") %}
+
+{%- if primary_first %}
+# A standby-bound parameter goes down: the primary first, in place, then the replicas.
+pgha-orch-rolling-restart-{{ leader }}-in-place:
+  salt.state:
+    - tgt: 'roles:postgres'
+    - tgt_type: grain
+    - subset: 1
+    - sls: [pgha.restart]
+    - pillar:
+        pgha_run:
+          member: {{ leader }}
+          pending_only: {{ (not force) | json }}
+    - failhard: True
+    - require:
+      - salt: {{ ns.previous }}
+{%-   set ns.previous = "pgha-orch-rolling-restart-" ~ leader ~ "-in-place" %}
+{%- endif %}
 {%- for replica in replicas | sort(attribute="member") %}
 {%-   if force or replica.pending_restart %}
 pgha-orch-rolling-restart-{{ replica.member }}:
@@ -65,7 +102,7 @@ pgha-orch-rolling-restart-{{ replica.member }}:
 {%-   endif %}
 {%- endfor %}
 
-{%- if leader_pending %}
+{%- if leader_pending and not primary_first %}
 # The leader is restarted only as a replica: first it hands over.
 pgha-orch-rolling-restart-switchover:
   salt.state:
@@ -112,5 +149,5 @@ pgha-orch-rolling-restart-routing:
     - tgt_type: list
     - sls: [pgha.check.routing]
     - require:
-      - salt: {{ ("pgha-orch-rolling-restart-" ~ leader) if leader_pending else ns.previous }}
+      - salt: {{ ("pgha-orch-rolling-restart-" ~ leader) if leader_pending and not primary_first else ns.previous }}
 {%- endif %}

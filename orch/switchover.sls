@@ -17,7 +17,7 @@ pgha-orch-switchover-validate:
 {%- if candidate and candidate not in pgha.postgres_members %}
 pgha-orch-switchover-candidate:
   test.fail_without_changes:
-    - name: >-
+    - comment: >-
         candidate {{ candidate }} is not a postgres node of {{ pgha.cluster.name }};
         choose one of {{ pgha.postgres_members | join(", ") }}
     - failhard: True

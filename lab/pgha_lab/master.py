@@ -142,18 +142,45 @@ def stop_master() -> None:
     MASTER_PIDFILE.unlink(missing_ok=True)
 
 
-def wait_for_minions(names: list[str], timeout: float = 120) -> None:
-    """Wait until every named minion answers test.ping through the daemon master."""
-    def answered() -> bool:
-        proc = run([venv_bin("salt"), "-c", str(MASTER_CONFIG_DIR), "--out=json", "--static",
-                    "-t", "5", "-L", ",".join(names), "test.ping"], check=False, timeout=60)
-        try:
-            data = yaml.safe_load(proc.stdout) or {}
-        except yaml.YAMLError:
-            return False
-        return all(data.get(n) is True for n in names)
-    wait_until(answered, timeout, f"minions {', '.join(names)} to answer test.ping",
-               interval=1)
+def restart_minions(names: list[str]) -> None:
+    """Restart the salt-minion service inside these nodes.
+
+    Salt 3007 minions now and then wedge after their master restarts (the log stops on
+    "Error dispatching event. Message timed out" while the unit stays active); the lab
+    restarts a minion that stays silent instead of waiting for ever.
+    """
+    from . import node
+    from .topology import NODES
+    for name in names:
+        if node.is_running(NODES[name]):
+            say(f"restarting the silent minion on {name}")
+            node.exec_(NODES[name], ["systemctl", "restart", "salt-minion"], timeout=60)
+
+
+def silent_minions(names: list[str]) -> list[str]:
+    proc = run([venv_bin("salt"), "-c", str(MASTER_CONFIG_DIR), "--out=json", "--static",
+                "-t", "5", "-L", ",".join(names), "test.ping"], check=False, timeout=60)
+    try:
+        data = yaml.safe_load(proc.stdout) or {}
+    except yaml.YAMLError:
+        data = {}
+    return [n for n in names if data.get(n) is not True]
+
+
+def wait_for_minions(names: list[str], timeout: float = 120, recover_after: float = 30) -> None:
+    """Wait until every named minion answers test.ping through the daemon master,
+    restarting minions that are still silent after *recover_after* seconds."""
+    import time
+    start = time.monotonic()
+    recovered = False
+    while silent := silent_minions(names):
+        elapsed = time.monotonic() - start
+        if elapsed > timeout:
+            raise LabError(f"timed out after {timeout:.0f}s waiting for minions {', '.join(silent)}")
+        if elapsed > recover_after and not recovered:
+            restart_minions(silent)
+            recovered = True
+        time.sleep(1)
 
 
 def purge_master_state() -> None:

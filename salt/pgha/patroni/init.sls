@@ -5,3 +5,4 @@ include:
   - pgha.patroni.package.install
   - pgha.patroni.config.file
   - pgha.patroni.service.running
+  - pgha.patroni.config.dynamic

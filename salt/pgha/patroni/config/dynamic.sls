@@ -1,0 +1,16 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# Patroni's dynamic configuration (in etcd, shared by every member) matches the pillar's
+# pgha:patroni:dcs. Drift made with `patronictl edit-config` is patched back; a parameter
+# that needs a restart is reported pending, never restarted (orch.rolling_restart does).
+{%- from "pgha/map.jinja" import pgha %}
+
+include:
+  - pgha.patroni.service.running
+
+pgha-patroni-config-dynamic-matches-pillar:
+  patroni.dynamic_config:
+    - name: {{ pgha.cluster.name }}
+    - wait: {{ pgha.checks.leader_timeout }}
+    - require:
+      - sls: pgha.patroni.service.running
