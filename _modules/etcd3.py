@@ -105,20 +105,26 @@ def members(endpoint=None):
     return [_member(m) for m in body.get("members", [])]
 
 
-def health():
+def health(member=None):
     """
-    Ask every member in pillar for its ``/health``; return ``{name: {healthy, reason}}``.
-    An unreachable member is reported, not raised.
+    Ask every member in pillar (or just *member*) for its ``/health``; return
+    ``{name: {healthy, reason}}``. An unreachable member is reported, not raised.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt pg-01 etcd3.health
+        salt pg-01 etcd3.health member=pg-01
     """
     s = _settings()
+    if member is not None and member not in s["members"]:
+        raise SaltInvocationError(f"{member!r} is not an etcd member in pillar; members are: "
+                                  f"{', '.join(sorted(s['members']))}")
     result = {}
     for name, url in sorted(s["members"].items()):
+        if member is not None and name != member:
+            continue
         try:
             _, _, body = __utils__["pgha_http.request"]("GET", url, "/health", SERVICE,
                                                         tls=s["tls"], timeout=3, expect=None)

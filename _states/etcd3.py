@@ -187,3 +187,34 @@ def member_absent(name):
     ret["changes"]["member"] = {"old": found["id"], "new": None}
     ret["comment"] = f"removed etcd member {name} ({found['id']})"
     return ret
+
+
+def member_healthy(name, timeout=60):
+    """
+    Member *name* answers healthy on its /health endpoint (waits up to *timeout*
+    seconds). Changes nothing.
+
+    .. code-block:: yaml
+
+        pgha-etcd-member-healthy:
+          etcd3.member_healthy:
+            - name: pg-01
+            - timeout: 60
+    """
+    import time  # pylint: disable=import-outside-toplevel
+
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        try:
+            state = __salt__["etcd3.health"](member=name)[name]
+        except CommandExecutionError as exc:
+            state = {"healthy": False, "reason": str(exc)}
+        if state["healthy"]:
+            ret["comment"] = f"etcd member {name} is healthy"
+            return ret
+        if time.monotonic() >= deadline:
+            ret.update(result=False, comment=f"etcd member {name} is unhealthy after {timeout}s: "
+                                              f"{state['reason']}")
+            return ret
+        time.sleep(2)

@@ -253,3 +253,65 @@ def restarted(name, pending_only=True, timeout=300):
     ret["changes"] = {"restarted": {"old": None, "new": name}}
     ret["comment"] = f"restarted PostgreSQL on {name}; the cluster is healthy again"
     return ret
+
+
+FAILED_STATES = ("start failed", "crashed", "not streaming")
+
+
+def reinitialized(name, timeout=600):
+    """
+    Replica *name*, found failed (start failed, crashed, or running without streaming:
+    a diverged timeline pg_rewind could not fix), has been rebuilt from the leader by
+    Patroni (``reinit``) and streams again. Does nothing to a healthy member, and refuses
+    the leader or a cluster without a leader: Patroni owns leadership.
+
+    .. code-block:: yaml
+
+        pgha-reinit-pg-03:
+          patroni.reinitialized:
+            - name: pg-03
+    """
+    import time  # pylint: disable=import-outside-toplevel
+
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        rows = {r["member"]: r for r in __salt__["patroni.list"]()}
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    member = rows.get(name)
+    leader = next((r["member"] for r in rows.values() if r["role"] == "leader"), None)
+    if member is None:
+        ret.update(result=False, comment=f"{name} is not a Patroni member")
+        return ret
+    if leader is None or leader == name:
+        ret.update(result=False, comment=f"refusing to reinitialise {name}: "
+                   + ("the cluster has no leader to clone from" if leader is None else "it is the leader"))
+        return ret
+    state = member["state"]
+    if state == "running" and member["role"] != "leader":
+        state = "not streaming"
+    if state not in FAILED_STATES:
+        ret["comment"] = f"{name} is {member['state']}; nothing to reinitialise"
+        return ret
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"would reinitialise {name} ({state}) from {leader}",
+                   changes={"reinitialized": {"old": state, "new": "streaming"}})
+        return ret
+    try:
+        __salt__["patroni.reinit"](name, force=True)
+        deadline = time.monotonic() + float(timeout)
+        while True:
+            rows = {r["member"]: r for r in __salt__["patroni.list"]()}
+            if rows.get(name, {}).get("state") == "streaming":
+                break
+            if time.monotonic() > deadline:
+                raise CommandExecutionError(f"{name} is {rows.get(name, {}).get('state')} "
+                                            f"{timeout}s after the reinit")
+            time.sleep(3)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"reinit of {name} failed: {exc}")
+        return ret
+    ret["changes"] = {"reinitialized": {"old": state, "new": "streaming"}}
+    ret["comment"] = f"reinitialised {name} from {leader}; it streams again"
+    return ret

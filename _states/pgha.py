@@ -68,3 +68,53 @@ def end_to_end(name, host=None, timeout=60):
         f"{report['writer']['node']} (PostgreSQL {report['writer']['version']}), read them "
         f"back from the replica {report['reader']['node']}; scratch database dropped")
     return ret
+
+
+def remediation_allowed(name, max_attempts=3, window=600):
+    """
+    Count one remediation attempt for *name* (``kind/member/...``) in the master's cache,
+    and fail (attempting nothing) when *max_attempts* were already made within the last
+    *window* seconds. This is what keeps self-healing out of restart loops.
+
+    .. code-block:: yaml
+
+        pgha-heal-budget:
+          pgha.remediation_allowed:
+            - name: service/pg-02/patroni
+            - max_attempts: 3
+            - window: 600
+    """
+    import fcntl  # pylint: disable=import-outside-toplevel
+    import json  # pylint: disable=import-outside-toplevel
+    import os  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    path = os.path.join(__opts__["cachedir"], "pgha", "remediation.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    now = time.time()
+    with open(path, "a+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        try:
+            attempts = json.loads(fh.read() or "{}")
+        except ValueError:
+            attempts = {}
+        recent = [t for t in attempts.get(name, []) if now - t < float(window)]
+        if len(recent) >= int(max_attempts):
+            ret["result"] = False
+            ret["comment"] = (f"{name}: {len(recent)} attempts in the last {window}s already "
+                              f"(limit {max_attempts}); not trying again")
+            return ret
+        if __opts__["test"]:
+            ret["result"] = None
+            ret["comment"] = f"{name}: attempt {len(recent) + 1} of {max_attempts} would be made"
+            return ret
+        recent.append(now)
+        attempts[name] = recent
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(attempts))
+    ret["changes"] = {"attempts": {"old": len(recent) - 1, "new": len(recent)}}
+    ret["comment"] = f"{name}: attempt {len(recent)} of {max_attempts} in {window}s"
+    return ret

@@ -124,3 +124,15 @@ pgha-orch-deploy-end-to-end:
     - require:
       - salt: pgha-orch-deploy-haproxy
 {%- endif %}
+
+# Self-healing: the beacons the reactor listens to (pgha:heal).
+pgha-orch-deploy-beacons:
+  salt.state:
+    - tgt: {{ (postgres + haproxy) | join(",") }}
+    - tgt_type: list
+    - sls: [pgha.beacons]
+    - require:
+      - salt: pgha-orch-deploy-streaming
+{%- if haproxy %}
+      - pgha: pgha-orch-deploy-end-to-end
+{%- endif %}

@@ -16,8 +16,10 @@ def test_rollout_from_bare_nodes_succeeds(deploy):
     expected = ["pgha-orch-deploy-validate", "pgha-orch-deploy-sync", "pgha-orch-deploy-etcd",
                 "pgha-orch-deploy-etcd-quorum", "pgha-orch-deploy-bootstrap",
                 "pgha-orch-deploy-leader", "pgha-orch-deploy-replicas",
-                "pgha-orch-deploy-streaming", "pgha-orch-deploy-haproxy",
-                "pgha-orch-deploy-frontend", "pgha-orch-deploy-end-to-end"]
+                "pgha-orch-deploy-streaming", "pgha-orch-deploy-etcd-leader",
+                "pgha-orch-deploy-haproxy",
+                "pgha-orch-deploy-frontend", "pgha-orch-deploy-end-to-end",
+                "pgha-orch-deploy-beacons"]
     ran = sorted(deploy.states.values(), key=lambda s: s["__run_num__"])
     assert [s["__id__"] for s in ran] == expected
     assert all(s["result"] is True for s in ran), deploy.comments()

@@ -5,6 +5,7 @@
 {%- set roles = grains.get("roles", []) %}
 
 include:
+  - pgha.beacons.clean
 {%- if "haproxy" in roles %}
   - pgha.keepalived.clean
   - pgha.haproxy.clean
@@ -13,7 +14,4 @@ include:
   - pgha.patroni.clean
   - pgha.postgres.clean
   - pgha.etcd.clean
-{%- endif %}
-{%- if not roles %}
-  []
 {%- endif %}

@@ -17,3 +17,4 @@ include:
   - pgha.keepalived
 {%-   endif %}
 {%- endif %}
+  - pgha.beacons

@@ -1,0 +1,57 @@
+"""
+Beacon: this node's etcd member, through its /health endpoint.
+
+Fires ``salt/beacon/<minion>/<beacon name>/unhealthy`` (configured as ``pgha_etcd`` by the
+pgha formula) while the local member runs but answers unhealthy or not at all, at most
+every ``repeat`` seconds. Data: ``member``, ``reason``. A stopped etcd is the
+``pgha_services`` beacon's business, not this one's.
+
+.. code-block:: yaml
+
+    beacons:
+      pgha_etcd:
+        - beacon_module: etcd3
+        - interval: 5
+        - repeat: 60
+"""
+
+import logging
+import time
+
+import salt.utils.beacons
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "etcd3"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def validate(config):
+    config = salt.utils.beacons.list_to_dict(config)
+    if "repeat" in config and not isinstance(config["repeat"], int):
+        return False, "etcd3 beacon: repeat must be an integer"
+    return True, "valid beacon configuration"
+
+
+def beacon(config):
+    config = salt.utils.beacons.list_to_dict(config)
+    repeat = config.get("repeat", 60)
+    ctx = __context__.setdefault("pgha_etcd_beacon", {})
+    me = __grains__["id"]
+    if not __salt__["service.status"](config.get("service", "etcd")):
+        return []
+    try:
+        state = __salt__["etcd3.health"](member=me)[me]
+    except Exception as exc:  # noqa: BLE001
+        state = {"healthy": False, "reason": str(exc)}
+    now = time.time()
+    if state["healthy"]:
+        ctx.pop("fired", None)
+        return []
+    if now - ctx.get("fired", 0) < repeat:
+        return []
+    ctx["fired"] = now
+    return [{"tag": "unhealthy", "member": me, "reason": state["reason"]}]

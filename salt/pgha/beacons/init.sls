@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# The beacons self-healing listens to, for this node's roles (the reactions run on the
+# master; see reactor/). With pgha:heal:enabled false they are removed.
+{%- from "pgha/map.jinja" import pgha %}
+{%- set heal = pgha.heal %}
+{%- set roles = grains.get("roles", []) %}
+{%- set services = [] %}
+{%- if "postgres" in roles %}
+{%-   do services.extend([pgha.etcd.service, pgha.patroni.service]) %}
+{%- endif %}
+{%- if "haproxy" in roles %}
+{%-   do services.append(pgha.haproxy.service) %}
+{%-   if pgha.frontend == "keepalived" %}
+{%-     do services.append(pgha.keepalived.service) %}
+{%-   endif %}
+{%- endif %}
+
+{%- if services %}
+pgha-beacons-services:
+{%-   if heal.enabled %}
+  beacon.present:
+    - name: pgha_services
+    - save: True
+    - services: {{ services | json }}
+    - interval: {{ heal.beacon_interval }}
+    - delay: {{ heal.service_delay }}
+    - repeat: {{ heal.repeat }}
+{%-   else %}
+  beacon.absent:
+    - name: pgha_services
+    - save: True
+{%-   endif %}
+{%- endif %}
+
+{%- if "postgres" in roles %}
+pgha-beacons-patroni:
+{%-   if heal.enabled %}
+  beacon.present:
+    - name: pgha_patroni
+    - save: True
+    - beacon_module: patroni
+    - interval: {{ heal.beacon_interval }}
+    - lag_bytes: {{ heal.lag_bytes }}
+    - repeat: {{ heal.repeat }}
+    - not_streaming_grace: {{ heal.not_streaming_grace }}
+{%-   else %}
+  beacon.absent:
+    - name: pgha_patroni
+    - save: True
+{%-   endif %}
+
+pgha-beacons-etcd:
+{%-   if heal.enabled %}
+  beacon.present:
+    - name: pgha_etcd
+    - save: True
+    - beacon_module: etcd3
+    - interval: {{ heal.beacon_interval }}
+    - repeat: {{ heal.repeat }}
+{%-   else %}
+  beacon.absent:
+    - name: pgha_etcd
+    - save: True
+{%-   endif %}
+{%- endif %}
