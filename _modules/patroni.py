@@ -429,9 +429,42 @@ def config_patch(patch):
     return _call("PATCH", "/config", json=patch, authenticate=True)[1]
 
 
-def pause():
+def _wait_paused(paused, timeout):
+    """Wait until every member's own HA loop reports *paused* (GET /patroni ``pause``)."""
+    members = [name for name, _ in _settings()["members"]]
+    deadline = time.monotonic() + timeout
+    waiting = members
+    while True:
+        waiting = []
+        for name in members:
+            try:
+                if bool(_call("GET", "/patroni", host=name)[1].get("pause")) != paused:
+                    waiting.append(name)
+            except CommandExecutionError:
+                waiting.append(name)
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    if waiting:
+        raise CommandExecutionError(
+            f"the cluster's configuration says pause={paused}, but after {timeout}s these "
+            f"members have not applied it yet: {', '.join(waiting)}")
+
+
+def _loop_wait():
+    cfg = __salt__["pgha.config"](redact=True)
+    return int(cfg["patroni"]["dcs"].get("loop_wait", 10))
+
+
+def pause(wait=True, timeout=None):
     """
     Put the cluster in maintenance mode: Patroni stops managing PostgreSQL (no failover).
+
+    wait
+        Return only once every member's HA loop reports the pause (as ``patronictl pause
+        --wait`` does); a member's loop picks it up within ``loop_wait`` seconds.
+    timeout
+        How long to wait; by default twice ``loop_wait`` plus 10 seconds.
 
     CLI Example:
 
@@ -439,12 +472,20 @@ def pause():
 
         salt pg-01 patroni.pause
     """
-    return {"paused": bool(config_patch({"pause": True}).get("pause"))}
+    paused = bool(config_patch({"pause": True}).get("pause"))
+    if wait:
+        _wait_paused(True, timeout or 2 * _loop_wait() + 10)
+    return {"paused": paused}
 
 
-def resume():
+def resume(wait=True, timeout=None):
     """
     Leave maintenance mode: Patroni manages PostgreSQL again.
+
+    wait
+        Return only once every member's HA loop reports it is no longer paused.
+    timeout
+        How long to wait; by default twice ``loop_wait`` plus 10 seconds.
 
     CLI Example:
 
@@ -452,7 +493,10 @@ def resume():
 
         salt pg-01 patroni.resume
     """
-    return {"paused": bool(config_patch({"pause": None}).get("pause"))}
+    paused = bool(config_patch({"pause": None}).get("pause"))
+    if wait:
+        _wait_paused(False, timeout or 2 * _loop_wait() + 10)
+    return {"paused": paused}
 
 
 def history():

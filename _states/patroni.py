@@ -5,6 +5,7 @@ Patroni owns leadership; these states only read, or ask Patroni through its REST
 """
 
 import logging
+import time
 
 from salt.exceptions import CommandExecutionError
 
@@ -53,6 +54,32 @@ def cluster_healthy(name, replicas=None, max_lag=None, timeout=0):
     return ret
 
 
+def _make_synchronous(candidate, members, timeout):
+    """
+    In synchronous mode Patroni promotes only a synchronous standby. When *candidate* is
+    not one, raise synchronous_node_count for the duration of the switchover so that it
+    becomes one (every acknowledged commit stays on the new leader), and return the
+    count to restore afterwards; else None.
+    """
+    config = __salt__["patroni.config_get"]()
+    if not candidate or not config.get("synchronous_mode") or \
+            members[candidate]["role"] == "sync_standby":
+        return None
+    count = int(config.get("synchronous_node_count", 1))
+    __salt__["patroni.config_patch"]({"synchronous_node_count": len(members) - 1})
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        roles = {m["member"]: m["role"] for m in __salt__["patroni.list"]()}
+        if roles.get(candidate) == "sync_standby":
+            return count
+        if time.monotonic() >= deadline:
+            __salt__["patroni.config_patch"]({"synchronous_node_count": count})
+            raise CommandExecutionError(
+                f"{candidate} did not become a synchronous standby within {timeout}s "
+                f"(roles: {roles}); in synchronous mode only a synchronous standby may lead")
+        time.sleep(1)
+
+
 def switched_over(name, candidate=None, timeout=120):
     """
     A planned switchover has happened: with *candidate*, that member leads; without,
@@ -90,12 +117,17 @@ def switched_over(name, candidate=None, timeout=120):
         ret.update(result=None, comment=f"would switch {name} over from {leader} to {target}",
                    changes={"leader": {"old": leader, "new": target}})
         return ret
+    widened = None
     try:
+        widened = _make_synchronous(candidate, members, timeout)
         __salt__["patroni.switchover"](leader=leader, candidate=candidate)
         deadline_members = __salt__["patroni.wait_healthy"](timeout=timeout)
     except CommandExecutionError as exc:
         ret.update(result=False, comment=f"switchover from {leader} to {target} failed: {exc}")
         return ret
+    finally:
+        if widened is not None:
+            __salt__["patroni.config_patch"]({"synchronous_node_count": widened})
     new = next(m["name"] for m in deadline_members if m.get("role") == "leader")
     if new == leader or (candidate and new != candidate):
         ret.update(result=False, comment=f"after the switchover {new} leads, not {target}")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import (PG_NODES, orchestrate, pillar_override, salt_data, sql, wait_for,
+from conftest import (PG_NODES, PILLAR, orchestrate, pillar_override, salt_data, sql, wait_for,
                       wait_for_minions, wait_healthy)
 from pgha_lab import lab as lab_api
 from pgha_lab import node as lab_node
@@ -168,13 +168,19 @@ def test_dynamic_config_predicts_applies_only_the_diff_and_then_rests(cluster, s
 
 def test_switchover_moves_the_leader_and_writes_follow(cluster, salt_run_cli, salt_cli):
     before = leader(salt_cli)
-    candidate = next(n for n in PG_NODES if n != before)
+    # The asynchronous replica: in synchronous mode Patroni only promotes a synchronous
+    # standby, so the switchover has to make it one first.
+    roles = {r["member"]: r["role"] for r in call(salt_cli, "patroni.list")[1]}
+    candidate = next(n for n in PG_NODES if roles[n] == "replica")
     result = orchestrate(salt_run_cli, "orch.switchover", pillar={"candidate": candidate})
     assert result.retcode == 0 and not result.failed, result.comments()
     assert leader(salt_cli) == candidate
     assert sql("SELECT host(inet_server_addr()), pg_is_in_recovery()") == [(NODES[candidate].address, False)]
     # And HAProxy on both nodes sends writes only there (the orchestration checked it too).
     assert "pgha-orch-switchover-routing" not in result.changed
+    # The synchronous standby count is back to what pillar says.
+    assert call(salt_cli, "patroni.config_get")[1]["synchronous_node_count"] == \
+        PILLAR.get("patroni", {}).get("dcs", {}).get("synchronous_node_count", 1)
 
 
 def test_switchover_refuses_an_unknown_candidate(cluster, salt_run_cli):
