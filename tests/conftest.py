@@ -240,3 +240,50 @@ def pillar_override(salt_cli, data: dict):
 def refresh_pillar(salt_cli):
     ret = salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*", _timeout=120)
     assert ret.returncode == 0, ret.stdout
+
+
+# ---- the master's event bus -------------------------------------------------------------
+
+class MasterEvents:
+    """Listens on the session master's event bus from the moment it is created, so an
+    event fired by a reaction to a fault the test causes afterwards is never missed."""
+
+    def __init__(self, config: dict):
+        import salt.utils.event
+        self.bus = salt.utils.event.get_master_event(config, config["sock_dir"], listen=True)
+        self.bus.subscribe("")
+        self.seen: list[tuple[float, str, dict]] = []
+
+    def _drain(self, wait: float) -> None:
+        event = self.bus.get_event(wait=wait, full=True)
+        while event:
+            self.seen.append((time.monotonic(), event["tag"], event["data"]))
+            event = self.bus.get_event(wait=0.01, full=True)
+
+    def wait(self, tag: str, timeout: float, where=lambda data: True) -> tuple[float, dict]:
+        """(monotonic arrival time, data) of the first event whose tag starts with *tag*
+        and whose data satisfies *where*; fails the test after *timeout* seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for arrived, seen_tag, data in self.seen:
+                if seen_tag.startswith(tag) and where(data):
+                    return arrived, data
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                tags = sorted({t for _, t, _ in self.seen if t.startswith(("pgha/", "salt/beacon/"))})
+                pytest.fail(f"no event {tag!r} within {timeout:.0f}s; pgha and beacon tags seen: {tags}")
+            self._drain(min(remaining, 1.0))
+
+    def all(self, tag: str) -> list[dict]:
+        self._drain(0.1)
+        return [data for _, seen_tag, data in self.seen if seen_tag.startswith(tag)]
+
+    def close(self) -> None:
+        self.bus.destroy()
+
+
+@pytest.fixture
+def master_events(master):
+    events = MasterEvents(master.config)
+    yield events
+    events.close()

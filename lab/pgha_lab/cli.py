@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--no-master", action="store_true",
                       help="do not start the master daemon (the tests start their own)")
     sub.add_parser("down", help="tear the lab down")
+    sub.add_parser("master", help="start the master daemon for the running nodes "
+                                  "(after pytest, whose own master stops with it)")
     sub.add_parser("info", help="connection strings for the deployed cluster")
     p_status = sub.add_parser("status", help="show the lab")
     p_status.add_argument("--json", action="store_true")
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             lab.up(with_master=not args.no_master)
         elif args.command == "down":
             lab.down()
+        elif args.command == "master":
+            lab.start_master()
         elif args.command == "status":
             return _status(args.json)
         elif args.command == "info":

@@ -86,6 +86,17 @@ def up(*, with_master: bool = True, nodes: list[Node] | None = None) -> None:
         say("all minions answer test.ping")
 
 
+def start_master() -> None:
+    """The master daemon for nodes that already run (their cluster is left as it is)."""
+    require_root()
+    running = [n.name for n in NODES.values() if node.is_running(n)]
+    if not running:
+        raise LabError("no lab node is running; `pgha-lab up` boots a fresh lab")
+    master.start_master()
+    master.wait_for_minions(running)
+    say(f"minions answer test.ping: {', '.join(running)}")
+
+
 def add(name: str) -> None:
     """Create and boot one more node (a spare, such as pg-04) in a running lab."""
     require_root()

@@ -43,6 +43,9 @@ pgha-heal-etcd-cannot-rejoin:
     - name: event.send
     - tag: pgha/alert/etcd_member
     - data: {{ dict(about, result="still unhealthy after a restart; data left untouched") | json }}
+    # Only when an attempt was made: a refused one is reported as remediation_limit.
+    - require:
+      - pgha: pgha-heal-etcd-budget
     - onfail:
       - salt: pgha-heal-etcd-restart
       - salt: pgha-heal-etcd-healthy

@@ -39,6 +39,9 @@ pgha-heal-replica-failed:
     - name: event.send
     - tag: pgha/alert/reinit_failed
     - data: {{ dict(about, result="failed") | json }}
+    # Only when an attempt was made: a refused one is reported as remediation_limit.
+    - require:
+      - pgha: pgha-heal-replica-budget
     - onfail:
       - salt: pgha-heal-replica-reinit
 

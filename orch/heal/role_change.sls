@@ -63,12 +63,15 @@ pgha-heal-role-done:
       - salt: pgha-heal-role-routing
 {%-   endif %}
 
+{%-   if pgha.haproxy_members %}
 pgha-heal-role-routing-failed:
   salt.runner:
     - name: event.send
     - tag: pgha/alert/routing
     - data: {{ dict(about, result="an HAProxy does not send writes to the new leader") | json }}
-{%-   if pgha.haproxy_members %}
+    # Only when an attempt was made: a refused one is not a routing failure.
+    - require:
+      - pgha: pgha-heal-role-budget
     - onfail:
       - salt: pgha-heal-role-routing
 {%-   endif %}

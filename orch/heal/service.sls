@@ -40,6 +40,9 @@ pgha-heal-service-failed:
     - name: event.send
     - tag: pgha/remediation/service/{{ minion }}/{{ service }}
     - data: {{ dict(about, result="failed") | json }}
+    # Only when an attempt was made: a refused one is reported as remediation_limit.
+    - require:
+      - pgha: pgha-heal-service-budget
     - onfail:
       - salt: pgha-heal-service-converge
 

@@ -1,0 +1,273 @@
+"""Self-healing on the live lab: highstate puts hand edits back, and the beacons plus the
+master's reactor repair faults with no command typed.
+
+Every fault-to-healed time measured here is written to bench/out/selfheal.json (and
+printed); the bounds asserted are generous ceilings, documented in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import (HAPROXY_NODES, PG_NODES, PILLAR, REPO_ROOT, pg_connect, salt_data, sql,
+                      wait_for)
+from pgha_lab import master as lab_master
+from pgha_lab import workload
+from pgha_lab.topology import NODES, VIP
+
+HEAL = {"max_attempts": 3, "repeat": 30, **PILLAR.get("heal", {})}
+PGDATA = "/var/lib/postgresql/17/pgha"
+TIMINGS = REPO_ROOT / "bench" / "out" / "selfheal.json"
+
+
+def record(reaction: str, seconds: float) -> None:
+    TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    data[reaction] = round(seconds, 1)
+    TIMINGS.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"{reaction}: healed {seconds:.1f}s after the fault")
+
+
+def sh(lab, node: str, script: str) -> str:
+    proc = lab.exec_(NODES[node], ["sh", "-ec", script])
+    assert proc.returncode == 0, f"{node}: {script}: {proc.stderr}"
+    return proc.stdout.strip()
+
+
+def fingerprint(lab, node: str, paths: list[str]) -> dict:
+    """{path: 'mode owner:group sha256'} as the node sees it."""
+    out = sh(lab, node, "for f in " + " ".join(paths) +
+             "; do echo \"$f $(stat -c '%a %U:%G' $f) $(sha256sum < $f | cut -c1-64)\"; done")
+    return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines()}
+
+
+def highstate(salt_cli, node: str) -> dict:
+    """state.highstate on one node: {state id: return}; every state must succeed."""
+    ret = salt_cli.run("state.highstate", minion_tgt=node, _timeout=900)
+    states = salt_data(ret, [node])[node]
+    assert isinstance(states, dict), ret.stdout
+    failed = {v["__id__"]: v["comment"] for v in states.values() if v["result"] is False}
+    assert not failed, failed
+    return {v["__id__"]: v for v in states.values()}
+
+
+def changed(states: dict) -> list[str]:
+    return sorted(sid for sid, v in states.items() if v["changes"])
+
+
+def member_states():
+    return workload.member_states(PG_NODES)
+
+
+def roles() -> dict:
+    """{member: leader|sync_standby|replica} from each member's view of the cluster."""
+    def healthy_states():
+        states = member_states()
+        return states if workload.healthy(states) else None
+    states = wait_for(healthy_states, 240, "a healthy cluster")
+    leader = workload.leader(states)
+    cluster = requests.get(f"http://{NODES[leader].address}:8008/cluster", timeout=5).json()
+    return {m["name"]: m["role"] for m in cluster["members"]}
+
+
+def streaming(member: str) -> bool:
+    states = member_states()
+    return workload.healthy(states) and states[member].get("replication_state") == "streaming"
+
+
+def service_pid(lab, node: str, service: str) -> str:
+    return sh(lab, node, f"systemctl show -p MainPID --value {service}")
+
+
+def postmaster_start(lab, node: str):
+    return sql("SELECT pg_postmaster_start_time()", host=NODES[node].address)[0][0]
+
+
+def reset_budget(key: str) -> None:
+    """Forget earlier remediation attempts for *key*, so a test starts with a full budget."""
+    path = Path(lab_master.master_config()["cachedir"]) / "pgha" / "remediation.json"
+    if path.exists():
+        attempts = json.loads(path.read_text() or "{}")
+        attempts.pop(key, None)
+        path.write_text(json.dumps(attempts))
+
+
+# ---- drift: highstate restores what hands changed ---------------------------------------
+
+PG_FILES = ["/etc/patroni/config.yml", "/etc/systemd/system/patroni.service.d/pgha.conf",
+            "/etc/default/etcd", "/etc/systemd/system/etcd.service.d/pgha.conf"]
+HAPROXY_FILES = ["/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf"]
+
+
+def test_highstate_restores_hand_edits_on_a_replica_with_a_patroni_reload(cluster, salt_cli, lab):
+    replica = next(n for n, role in roles().items() if role == "replica")
+    before = fingerprint(lab, replica, PG_FILES)
+    started, patroni_pid = postmaster_start(lab, replica), service_pid(lab, replica, "patroni")
+    sh(lab, replica, """
+        echo '# edited by hand' >> /etc/patroni/config.yml
+        chmod 0644 /etc/patroni/config.yml
+        echo '# edited by hand' >> /etc/systemd/system/patroni.service.d/pgha.conf
+        echo 'ETCD_HAND_EDIT=1' >> /etc/default/etcd
+        chown root:root /etc/default/etcd
+        chmod 0600 /etc/systemd/system/etcd.service.d/pgha.conf
+    """)
+    assert fingerprint(lab, replica, PG_FILES) != before
+
+    states = highstate(salt_cli, replica)
+    assert fingerprint(lab, replica, PG_FILES) == before
+    # The Patroni config change was applied by a reload: same Patroni, same postmaster.
+    assert states["pgha-patroni-service-running-service-running"]["changes"]
+    assert service_pid(lab, replica, "patroni") == patroni_pid
+    assert postmaster_start(lab, replica) == started
+    assert changed(highstate(salt_cli, replica)) == []
+    wait_for(lambda: streaming(replica), 120, f"{replica} streaming")
+
+
+def test_highstate_restores_haproxy_and_keepalived_and_keeps_sessions(cluster, salt_cli, lab):
+    node = HAPROXY_NODES[0]
+    before = fingerprint(lab, node, HAPROXY_FILES)
+    haproxy_pid = service_pid(lab, node, "haproxy")
+    session = pg_connect(NODES[node].address, 5432)
+    leader_address = session.execute("SELECT host(inet_server_addr())").fetchone()[0]
+    sh(lab, node, """
+        sed -i 's/^    retries .*/    retries 9/' /etc/haproxy/haproxy.cfg
+        echo '# edited by hand' >> /etc/haproxy/haproxy.cfg
+        chown root:root /etc/haproxy/haproxy.cfg
+        echo '# edited by hand' >> /etc/keepalived/keepalived.conf
+        chmod 0644 /etc/keepalived/keepalived.conf
+    """)
+    assert fingerprint(lab, node, HAPROXY_FILES) != before
+
+    states = highstate(salt_cli, node)
+    assert fingerprint(lab, node, HAPROXY_FILES) == before
+    assert states["pgha-haproxy-service-running-service-running"]["changes"]
+    # A reload, not a restart: the same master process, and the open session still works.
+    assert service_pid(lab, node, "haproxy") == haproxy_pid
+    assert session.execute("SELECT host(inet_server_addr())").fetchone()[0] == leader_address
+    session.close()
+    assert changed(highstate(salt_cli, node)) == []
+
+
+def patronictl(lab, node: str, *args: str) -> str:
+    return sh(lab, node, "runuser -u postgres -- patronictl -c /etc/patroni/config.yml " + " ".join(args))
+
+
+def dynamic_config(member: str) -> dict:
+    return requests.get(f"http://{NODES[member].address}:8008/config", timeout=5).json()
+
+
+def test_patronictl_edit_config_drift_is_restored_by_highstate(cluster, salt_cli, lab):
+    replica = next(n for n, role in roles().items() if role != "leader")
+    patronictl(lab, replica, "edit-config", "--force", "--set", "maximum_lag_on_failover=2097152",
+               "--pg", "work_mem=7MB")
+    wait_for(lambda: (c := dynamic_config(replica))["maximum_lag_on_failover"] == 2097152
+             and c["postgresql"]["parameters"].get("work_mem") == "7MB", 30, "the drift to show")
+
+    states = highstate(salt_cli, replica)
+    assert states["pgha-patroni-config-dynamic-matches-pillar"]["changes"]
+    wanted = PILLAR["patroni"].get("dcs", {}).get("maximum_lag_on_failover", 1048576)
+    # GET /config serves the member's view as of its last HA loop: allow one loop_wait.
+    wait_for(lambda: (c := dynamic_config(replica))["maximum_lag_on_failover"] == wanted
+             and "work_mem" not in c["postgresql"]["parameters"], 30, "the pillar's values back")
+    assert changed(highstate(salt_cli, replica)) == []
+
+
+# ---- reactions: events from the nodes, remediation from the master ----------------------
+
+def test_a_stopped_patroni_on_a_replica_is_started_and_streams(cluster, lab, master_events):
+    replica = next(n for n, role in roles().items() if role != "leader")
+    reset_budget(f"service/{replica}/patroni")
+    fault = time.monotonic()
+    sh(lab, replica, "systemctl stop patroni")
+    _, done = master_events.wait(f"pgha/remediation/service/{replica}/patroni", 90)
+    assert done["result"] == "started" and done["action"] == "state.apply pgha.patroni.service.running"
+    wait_for(lambda: streaming(replica), 120, f"{replica} streaming again")
+    record("patroni stopped on a replica", time.monotonic() - fault)
+
+
+def test_haproxy_killed_with_sigkill_is_back(cluster, lab, master_events):
+    node = HAPROXY_NODES[0]
+    reset_budget(f"service/{node}/haproxy")
+    pid = service_pid(lab, node, "haproxy")
+    fault = time.monotonic()
+    sh(lab, node, "systemctl kill -s KILL haproxy")
+
+    def serving():
+        if service_pid(lab, node, "haproxy") in ("0", pid):
+            return False
+        try:
+            with pg_connect(NODES[node].address, 5432, timeout=2) as conn:
+                return conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()[0]
+        except Exception:  # noqa: BLE001 - not back yet
+            return False
+    wait_for(serving, 60, f"haproxy on {node} serving writes again", interval=0.5)
+    record("haproxy killed (SIGKILL)", time.monotonic() - fault)
+    # systemd's Restart= gets the first chance (the beacon waits pgha:heal:service_delay);
+    # whichever brought it back, nothing failed.
+    assert [e for e in master_events.all(f"pgha/remediation/service/{node}/haproxy")
+            if e["result"] != "started"] == []
+
+
+def test_a_replica_with_a_destroyed_data_directory_is_reinitialised(cluster, lab, master_events):
+    replica = next(n for n, role in roles().items() if role == "replica")
+    reset_budget(f"reinit/{replica}")
+    fault = time.monotonic()
+    # Its catalogs and control file are gone and PostgreSQL dies: Patroni can no longer
+    # start it, and nothing short of a fresh copy from the leader will do.
+    sh(lab, replica, f"rm -rf {PGDATA}/base {PGDATA}/global; pkill -KILL -x postgres || true")
+    _, done = master_events.wait(f"pgha/remediation/reinit/{replica}", 300)
+    assert done["result"] == "streaming"
+    wait_for(lambda: streaming(replica), 120, f"{replica} streaming again")
+    record("replica data directory destroyed", time.monotonic() - fault)
+    # It has its data back and follows new writes.
+    with pg_connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS pgha_selfheal (id int)")
+        conn.execute("INSERT INTO pgha_selfheal VALUES (42)")
+    wait_for(lambda: sql("SELECT count(*) FROM pgha_selfheal WHERE id = 42",
+                         host=NODES[replica].address)[0][0] >= 1, 30, f"the row on {replica}")
+
+
+def test_a_switchover_by_hand_is_announced_and_writes_follow(cluster, lab, master_events):
+    current = roles()
+    old = next(n for n, role in current.items() if role == "leader")
+    new = next(n for n, role in current.items() if role == "sync_standby")
+    reset_budget("role_change/" + PILLAR.get("cluster", {}).get("name", "pgha"))
+    fault = time.monotonic()
+    patronictl(lab, old, "switchover", "--leader", old, "--candidate", new, "--force")
+    _, alert = master_events.wait("pgha/alert/leader_changed", 90,
+                                  lambda d: d.get("new_leader") == new)
+    assert alert["old_leader"] == old
+    _, routed = master_events.wait(f"pgha/remediation/role_change/{new}", 120)
+    assert routed["result"] == "writes routed to the new leader"
+    record("switchover by hand: alert and routing checked", time.monotonic() - fault)
+    assert sql("SELECT host(inet_server_addr()), pg_is_in_recovery()", host=VIP) == \
+        [(NODES[new].address, False)]
+
+
+def test_a_service_that_always_fails_is_retried_only_up_to_the_limit(cluster, lab, master_events):
+    # keepalived on the node that does not hold the VIP: clients notice nothing.
+    node = next(n for n in HAPROXY_NODES
+                if f" {VIP}/" not in sh(lab, n, "ip -4 -o addr show eth0"))
+    key = f"service/{node}/keepalived"
+    reset_budget(key)
+    dropin = "/etc/systemd/system/keepalived.service.d/zz-pgha-test-fails.conf"
+    sh(lab, node, f"mkdir -p {dropin.rsplit('/', 1)[0]}; "
+                  f"printf '[Service]\\nExecStartPre=/bin/false\\n' > {dropin}; "
+                  "systemctl daemon-reload; systemctl stop keepalived")
+    try:
+        limit = HEAL["max_attempts"]
+        _, alert = master_events.wait("pgha/alert/remediation_limit",
+                                      (limit + 1) * HEAL["repeat"] + 60,
+                                      lambda d: d.get("minion") == node and d.get("kind") == "service")
+        attempts = master_events.all(f"pgha/remediation/service/{node}/keepalived")
+        assert [a["result"] for a in attempts] == ["failed"] * limit
+        assert alert["max_attempts"] == limit and alert["service"] == "keepalived"
+        assert sh(lab, node, "systemctl is-active keepalived || true") != "active"
+    finally:
+        sh(lab, node, f"rm -f {dropin}; systemctl daemon-reload; systemctl start keepalived")
+        reset_budget(key)
