@@ -53,12 +53,17 @@ def _post(path, payload=None, endpoint=None, timeout=5):
         raise CommandExecutionError("no etcd members in pillar (pgha:nodes with role postgres)")
     headers = None
     if s["auth"]:
-        # The gateway takes a token in Authorization, not basic auth.
-        endpoint, _, body = __utils__["pgha_http.request"](
+        # The gateway takes a token in Authorization, not basic auth. Before pgha.etcd.auth
+        # has enabled authentication there is nothing to log in to.
+        endpoint, status, body = __utils__["pgha_http.request"](
             "POST", endpoints, "/v3/auth/authenticate", SERVICE, tls=s["tls"], timeout=timeout,
-            json={"name": s["auth"][0], "password": s["auth"][1]})
+            json={"name": s["auth"][0], "password": s["auth"][1]}, expect=(200, 400))
         endpoints = [endpoint]
-        headers = {"Authorization": body["token"]}
+        if status == 200:
+            headers = {"Authorization": body["token"]}
+        elif "authentication is not enabled" not in str(body):
+            raise CommandExecutionError(f"{SERVICE} at {endpoint}: login as {s['auth'][0]} "
+                                        f"failed: {body.get('error', body) if isinstance(body, dict) else body}")
     url, _, body = __utils__["pgha_http.request"](
         "POST", endpoints, path, SERVICE, json=payload or {}, tls=s["tls"], timeout=timeout,
         headers=headers)
@@ -379,3 +384,150 @@ def defragment(member=None):
         after = status(endpoint=m["client_urls"][0])["db_size"]
         result[m["name"]] = {"db_size_before": before, "db_size_after": after}
     return result
+
+
+# ---- authentication ---------------------------------------------------------------------
+
+def auth_status():
+    """
+    Return ``{"enabled": bool}``: whether etcd requires authentication.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.auth_status
+    """
+    return {"enabled": bool(_post("/v3/auth/status")[1].get("enabled"))}
+
+
+def users():
+    """
+    Return ``{user: [roles]}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.users
+    """
+    names = _post("/v3/auth/user/list")[1].get("users", [])
+    return {name: _post("/v3/auth/user/get", {"name": name})[1].get("roles", []) for name in names}
+
+
+def role_permissions(role):
+    """
+    Return a role's permissions: ``[{"type": READ|WRITE|READWRITE, "key": ..., "range_end": ...}]``
+    with keys decoded.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.role_permissions patroni
+    """
+    _, body = _post("/v3/auth/role/get", {"role": role})
+    return [{"type": p.get("permType", "READ"), "key": _b64decode(p.get("key")),
+             "range_end": _b64decode(p.get("range_end"))} for p in body.get("perm", [])]
+
+
+def _b64decode(value):
+    import base64  # pylint: disable=import-outside-toplevel
+    return base64.b64decode(value).decode() if value else ""
+
+
+def _b64(value):
+    import base64  # pylint: disable=import-outside-toplevel
+    return base64.b64encode(value.encode()).decode()
+
+
+def _prefix_end(prefix):
+    """The range end that covers every key starting with *prefix*."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def user_ensure(name, password, roles=()):
+    """
+    Make sure *name* exists with *password* and (at least) *roles*; return what changed.
+    The password is checked by logging in with it, and is never returned.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.user_ensure patroni password=... roles='[patroni]'
+    """
+    if not name or not password:
+        raise SaltInvocationError("user_ensure needs a name and a password")
+    changes = []
+    existing = users()
+    if name not in existing:
+        _add("/v3/auth/user/add", {"name": name, "password": password})
+        changes.append("created")
+    elif not _can_login(name, password):
+        _post("/v3/auth/user/changepw", {"name": name, "password": password})
+        changes.append("password")
+    for role in roles:
+        if role not in existing.get(name, []):
+            _post("/v3/auth/user/grant", {"user": name, "role": role})
+            changes.append(f"role {role}")
+    return changes
+
+
+def _add(path, payload):
+    """Create a user or role; another member's concurrent run may have just done it."""
+    try:
+        _post(path, payload)
+    except CommandExecutionError as exc:
+        if "already exists" not in str(exc):
+            raise
+
+
+def _can_login(name, password):
+    s = _settings()
+    try:
+        __utils__["pgha_http.request"]("POST", s["endpoints"], "/v3/auth/authenticate", SERVICE,
+                                       tls=s["tls"], json={"name": name, "password": password})
+    except CommandExecutionError:
+        return False
+    return True
+
+
+def role_ensure(name, prefix=None, perm="READWRITE"):
+    """
+    Make sure role *name* exists and may *perm* every key under *prefix* (the built-in
+    ``root`` role needs no prefix); return what changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.role_ensure patroni prefix=/service/
+    """
+    changes = []
+    names = _post("/v3/auth/role/list")[1].get("roles", [])
+    if name not in names:
+        _add("/v3/auth/role/add", {"name": name})
+        changes.append("created")
+    if prefix:
+        wanted = {"type": perm, "key": prefix, "range_end": _prefix_end(prefix)}
+        if wanted not in role_permissions(name):
+            _post("/v3/auth/role/grant", {"name": name, "perm": {
+                "permType": perm, "key": _b64(prefix), "range_end": _b64(_prefix_end(prefix))}})
+            changes.append(f"{perm} {prefix}")
+    return changes
+
+
+def auth_enable():
+    """
+    Turn authentication on (etcd refuses unless a root user exists).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.auth_enable
+    """
+    _post("/v3/auth/enable")
+    return {"enabled": True}
+

@@ -77,7 +77,7 @@ def config(refresh=False, redact=True):
     return _redacted(cfg) if redact else cfg
 
 
-SECRET_KEYS = ("password", "token", "key_pem", "root_password", "patroni_password")
+SECRET_KEYS = ("password", "token", "key", "root_password", "patroni_password")
 
 
 def _redacted(value):
@@ -141,6 +141,7 @@ def _check(cfg):
     errors += _check_frontend(cfg)
     errors += _check_ports(cfg, nodes)
     errors += _check_synchronous(cfg)
+    errors += _check_tls(cfg)
     return errors
 
 
@@ -229,6 +230,23 @@ def _check_etcd_members(cfg):
     return []
 
 
+def _check_tls(cfg):
+    tls = cfg["tls"]
+    if not tls.get("enabled"):
+        return []
+    errors = []
+    if "BEGIN CERTIFICATE" not in str(tls.get("ca_cert") or ""):
+        errors.append("pgha:tls:ca_cert: missing or not PEM; with pgha:tls:enabled every node "
+                      "needs the CA certificate (-----BEGIN CERTIFICATE-----)")
+    # The master renders no node's certificate; each node checks its own.
+    if cfg["id"] in cfg["nodes"]:
+        for key, marker in (("cert", "BEGIN CERTIFICATE"), ("key", "PRIVATE KEY")):
+            if marker not in str(tls.get(key) or ""):
+                errors.append(f"pgha:tls:{key}: missing or not PEM for {cfg['id']}; give each "
+                              "node its own certificate and key in pillar")
+    return errors
+
+
 def _check_passwords(cfg):
     wanted = [("patroni", "superuser"), ("patroni", "replication"), ("patroni", "rewind"),
               ("patroni", "restapi")]
@@ -239,6 +257,11 @@ def _check_passwords(cfg):
         if not cfg[section][user].get("password"):
             errors.append(f"pgha:{section}:{user}:password: missing; set it in pillar "
                           "(keep it encrypted, e.g. with the gpg renderer)")
+    if cfg["etcd"].get("auth"):
+        for key in ("root_password", "patroni_password"):
+            if not cfg["etcd"].get(key):
+                errors.append(f"pgha:etcd:{key}: missing with pgha:etcd:auth on; set it in "
+                              "pillar (keep it encrypted, e.g. with the gpg renderer)")
     return errors
 
 

@@ -218,3 +218,61 @@ def member_healthy(name, timeout=60):
                                               f"{state['reason']}")
             return ret
         time.sleep(2)
+
+
+def auth_enabled(name, prefix=None):
+    """
+    etcd requires authentication: a ``root`` user for pgha's own modules, a Patroni user
+    whose role may read and write only *prefix* (default ``/service/<cluster name>/``,
+    Patroni's keys), and authentication switched on. Users, passwords and names come from
+    pillar (``pgha:etcd:root_*``, ``pgha:etcd:patroni_*``). Passwords never show in the
+    changes.
+
+    .. code-block:: yaml
+
+        pgha-etcd-auth:
+          etcd3.auth_enabled:
+            - name: pgha
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    cfg = __salt__["pgha.config"](redact=False)
+    etcd = cfg["etcd"]
+    if not etcd.get("auth"):
+        ret["comment"] = "etcd authentication is off in pillar (pgha:etcd:auth)"
+        return ret
+    prefix = prefix or f"/service/{cfg['cluster']['name']}/"
+    wanted = [(etcd["root_username"], etcd["root_password"], "root"),
+              (etcd["patroni_username"], etcd["patroni_password"], "patroni")]
+    try:
+        enabled = __salt__["etcd3.auth_status"]()["enabled"]
+        if __opts__["test"]:
+            users = __salt__["etcd3.users"]()
+            predicted = {user: "create" for user, _, _ in wanted if user not in users}
+            predicted.update({user: f"grant role {role}" for user, _, role in wanted
+                              if user in users and role not in users[user]})
+            if not enabled:
+                predicted["authentication"] = "enable"
+            if predicted:
+                ret.update(result=None, changes=predicted,
+                           comment="etcd authentication would be set up")
+            else:
+                ret["comment"] = "etcd authentication is set up"
+            return ret
+        changes = {}
+        role_changes = __salt__["etcd3.role_ensure"]("patroni", prefix=prefix)
+        if role_changes:
+            changes["role patroni"] = role_changes
+        for user, password, role in wanted:
+            done = __salt__["etcd3.user_ensure"](user, password, roles=[role])
+            if done:
+                changes[f"user {user}"] = done
+        if not enabled:
+            __salt__["etcd3.auth_enable"]()
+            changes["authentication"] = {"old": "disabled", "new": "enabled"}
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"setting up etcd authentication failed: {exc}")
+        return ret
+    ret["changes"] = changes
+    ret["comment"] = ("etcd authentication set up" if changes else "etcd authentication is set up") + \
+        f"; {etcd['patroni_username']} may use {prefix} only"
+    return ret

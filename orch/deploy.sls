@@ -42,7 +42,8 @@ pgha-orch-deploy-etcd:
 pgha-orch-deploy-etcd-quorum:
   salt.state:
     - tgt: {{ bootstrap }}
-    - sls: [pgha.check.etcd]
+    # With quorum, etcd's users and roles (pgha:etcd:auth) before Patroni logs in.
+    - sls: [pgha.check.etcd, pgha.etcd.auth]
     - failhard: True
     - require:
       - salt: pgha-orch-deploy-etcd

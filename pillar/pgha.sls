@@ -54,6 +54,9 @@ pgha:
     package_versions:
       etcd-server: 3.5.16-4
       etcd-client: 3.5.16-4
+    auth: true
+    root_password: lab-etcd-root-c41d0e
+    patroni_password: lab-etcd-patroni-93ab27
 
   haproxy:
     package_versions:

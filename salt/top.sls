@@ -10,6 +10,7 @@ base:
   'roles:postgres':
     - match: grain
     - pgha.etcd
+    - pgha.etcd.auth
     - pgha.postgres
     - pgha.patroni
     - pgha.beacons

@@ -52,7 +52,7 @@ def test_patroni_read_functions(cluster, salt_cli):
 def test_unreachable_api_gives_a_clear_error_without_traceback(cluster, salt_cli):
     rc, _, out = call(salt_cli, "patroni.cluster", "host=198.51.100.99")
     assert rc != 0
-    assert "Patroni REST API at http://198.51.100.99:8008 is unreachable" in out
+    assert "Patroni REST API at https://198.51.100.99:8008 is unreachable" in out
     assert "Traceback" not in out
 
 
@@ -110,7 +110,7 @@ def test_etcd_status_and_members(cluster, salt_cli):
 def test_etcd_learner_add_and_remove(cluster, salt_cli):
     rc, added, out = call(salt_cli, "etcd3.member_add", "address=198.51.100.200")
     assert rc == 0, out
-    assert added["is_learner"] is True and added["peer_urls"] == ["http://198.51.100.200:2380"]
+    assert added["is_learner"] is True and added["peer_urls"] == ["https://198.51.100.200:2380"]
     try:
         members = call(salt_cli, "etcd3.members")[1]
         assert added["id"] in [m["id"] for m in members]

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from conftest import (HAPROXY_NODES, PG_NODES, PILLAR, REPO_ROOT, pg_connect, salt_data, sql,
                       wait_for)
@@ -71,7 +70,7 @@ def roles() -> dict:
         return states if workload.healthy(states) else None
     states = wait_for(healthy_states, 240, "a healthy cluster")
     leader = workload.leader(states)
-    cluster = requests.get(f"http://{NODES[leader].address}:8008/cluster", timeout=5).json()
+    cluster = workload.rest_get(leader, "/cluster", timeout=5).json()
     return {m["name"]: m["role"] for m in cluster["members"]}
 
 
@@ -158,7 +157,7 @@ def patronictl(lab, node: str, *args: str) -> str:
 
 
 def dynamic_config(member: str) -> dict:
-    return requests.get(f"http://{NODES[member].address}:8008/config", timeout=5).json()
+    return workload.rest_get(member, "/config", timeout=5).json()
 
 
 def test_patronictl_edit_config_drift_is_restored_by_highstate(cluster, salt_cli, lab):

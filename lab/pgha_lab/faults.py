@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import net
+from . import net, tls
 from . import node as lab_node
 from . import workload
 from .sh import LabError
@@ -31,9 +31,12 @@ def _etcd_leader() -> str | None:
     import requests
     for name in PG:
         try:
-            base = f"http://{NODES[name].address}:2379"
-            status = requests.post(f"{base}/v3/maintenance/status", json={}, timeout=2).json()
-            members = requests.post(f"{base}/v3/cluster/member/list", json={}, timeout=2).json()
+            base = f"https://{NODES[name].address}:2379"
+            client = tls.client()
+            opts = {"json": {}, "timeout": 2, "verify": client["ca"],
+                    "cert": (client["cert"], client["key"])}
+            status = requests.post(f"{base}/v3/maintenance/status", **opts).json()
+            members = requests.post(f"{base}/v3/cluster/member/list", **opts).json()
             for m in members["members"]:
                 if m["ID"] == status["leader"]:
                     return m["name"]

@@ -7,7 +7,7 @@ import re
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-from . import aptproxy, image, master, net, node
+from . import aptproxy, image, master, net, node, tls
 from .sh import LabError, run, say, wait_until
 from .topology import HOST_ADDRESS, NODES, RUN_DIR, Node, default_nodes
 
@@ -75,6 +75,7 @@ def up(*, with_master: bool = True, nodes: list[Node] | None = None) -> None:
     aptproxy.start(image.host_mirror())
     pki = master.ensure_keys([n.name for n in nodes])
     master.write_master_config()
+    tls.ensure(master.PILLAR_OVERRIDE_DIR)
     for n in nodes:
         node.create(n, rootfs, pki)
     say(f"booting {', '.join(n.name for n in nodes)}")

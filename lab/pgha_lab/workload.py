@@ -19,6 +19,7 @@ import psycopg
 import requests
 
 from . import node as lab_node
+from . import tls
 from .topology import NODES, VIP
 
 TABLE = "pgha_writes"
@@ -172,7 +173,13 @@ def prepare_table(password: str, *, host: str = VIP, port: int = 5432) -> int:
 
 # ---- Patroni as seen from the host ------------------------------------------------------
 
-def member_states(nodes: list[str], port: int = 8008, scheme: str = "http", verify=True) -> dict:
+def rest_get(name: str, path: str, timeout: float = 2):
+    """GET *path* from member *name*'s Patroni REST API (HTTPS with the lab's CA)."""
+    return requests.get(f"https://{NODES[name].address}:8008{path}", timeout=timeout,
+                        verify=tls.client()["ca"])
+
+
+def member_states(nodes: list[str]) -> dict:
     """Each member's report about itself (GET /patroni), None when it does not answer.
 
     Self-reports, not one member's /cluster: a member that just came back from isolation
@@ -181,8 +188,7 @@ def member_states(nodes: list[str], port: int = 8008, scheme: str = "http", veri
     states = {}
     for name in nodes:
         try:
-            resp = requests.get(f"{scheme}://{NODES[name].address}:{port}/patroni", timeout=2,
-                                verify=verify)
+            resp = rest_get(name, "/patroni")
             states[name] = resp.json() if resp.ok else None
         except (requests.RequestException, ValueError):
             states[name] = None

@@ -14,4 +14,5 @@ include:
   - pgha.patroni.clean
   - pgha.postgres.clean
   - pgha.etcd.clean
+  - pgha.tls.clean
 {%- endif %}

@@ -4,6 +4,7 @@
 
 include:
   - pgha.etcd.package.install
+  - pgha.tls
 
 # The member's data. Created empty once; never wiped or re-initialised by pgha.
 pgha-etcd-config-file-data-dir-managed:
@@ -56,3 +57,15 @@ pgha-etcd-config-file-daemon-reload:
     - name: systemctl daemon-reload
     - onchanges:
       - file: pgha-etcd-config-file-unit-dropin-managed
+
+{%- if pgha.tls.enabled %}
+
+# The service's user may read the node's TLS key (pgha.tls).
+pgha-etcd-config-file-tls-reader:
+  group.present:
+    - name: {{ pgha.tls.group }}
+    - addusers: [{{ pgha.etcd.user }}]
+    - require:
+      - sls: pgha.etcd.package.install
+      - sls: pgha.tls
+{%- endif %}

@@ -4,6 +4,7 @@
 
 include:
   - pgha.haproxy.package.install
+  - pgha.tls
 
 # Validated with `haproxy -c` before it replaces the running config. Holds the stats
 # password: 0640 root:haproxy, no diff shown.
@@ -19,3 +20,15 @@ pgha-haproxy-config-file-file-managed:
     - check_cmd: /usr/sbin/haproxy -c -q -f
     - require:
       - sls: pgha.haproxy.package.install
+
+{%- if pgha.tls.enabled %}
+
+# The service's user may read the node's TLS key (pgha.tls).
+pgha-haproxy-config-file-tls-reader:
+  group.present:
+    - name: {{ pgha.tls.group }}
+    - addusers: [haproxy]
+    - require:
+      - sls: pgha.haproxy.package.install
+      - sls: pgha.tls
+{%- endif %}

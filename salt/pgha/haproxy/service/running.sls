@@ -16,3 +16,6 @@ pgha-haproxy-service-running-service-running:
       - sls: pgha.haproxy.config.file
     - watch:
       - file: pgha-haproxy-config-file-file-managed
+{%- if pgha.tls.enabled %}
+      - file: pgha-tls-pem-file-managed
+{%- endif %}

@@ -5,6 +5,7 @@
 
 include:
   - pgha.patroni.package.install
+  - pgha.tls
 
 pgha-patroni-config-file-dir-managed:
   file.directory:
@@ -65,4 +66,16 @@ pgha-patroni-config-file-daemon-reload:
       - file: pgha-patroni-config-file-unit-dropin-managed
 {%- if patroni.install_method != "deb" %}
       - file: pgha-patroni-package-install-unit-managed
+{%- endif %}
+
+{%- if pgha.tls.enabled %}
+
+# The service's user may read the node's TLS key (pgha.tls).
+pgha-patroni-config-file-tls-reader:
+  group.present:
+    - name: {{ pgha.tls.group }}
+    - addusers: [postgres]
+    - require:
+      - sls: pgha.patroni.package.install
+      - sls: pgha.tls
 {%- endif %}

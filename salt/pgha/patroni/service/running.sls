@@ -17,3 +17,7 @@ pgha-patroni-service-running-service-running:
       - sls: pgha.patroni.config.file
     - watch:
       - file: pgha-patroni-config-file-file-managed
+{%- if pgha.tls.enabled %}
+      - file: pgha-tls-cert-file-managed
+      - file: pgha-tls-key-file-managed
+{%- endif %}

@@ -1,0 +1,183 @@
+"""Hardening on the live lab: TLS and authentication on every hop, secrets nowhere they
+should not be, and a bad pillar rejected before any node changes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import uuid
+
+import psycopg
+import pytest
+import requests
+
+from conftest import (HAPROXY_NODES, LAB_MINIONS, PG_NODES, PILLAR, SUPERUSER, orchestrate,
+                      pg_connect, pillar_override, salt_data, wait_for, wait_healthy)
+from pgha_lab import tls, workload
+from pgha_lab.topology import BRIDGE, NODES, VIP
+
+
+def secrets() -> dict:
+    """Every secret the lab pillar holds, by name: passwords and the nodes' TLS keys."""
+    found = {}
+
+    def walk(value, path):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(inner, path + (key,))
+        elif path and path[-1] in ("password", "root_password", "patroni_password") and value:
+            found[":".join(path)] = str(value)
+    walk(PILLAR, ("pgha",))
+    for name in NODES:
+        key = (tls.TLS_DIR / f"node-{name}.key").read_text().splitlines()
+        found[f"tls key of {name}"] = key[1]  # a line of the key's base64 body
+    assert len(found) >= 5 + len(NODES)
+    return found
+
+
+def leaks(text: str) -> list[str]:
+    return sorted(name for name, secret in secrets().items() if secret in text)
+
+
+# ---- etcd: TLS with client certificates -------------------------------------------------
+
+def test_etcd_refuses_plain_text_and_clients_without_a_certificate(cluster):
+    etcd = f"{NODES['pg-01'].address}:2379"
+    client = tls.client()
+    with pytest.raises(requests.RequestException):
+        resp = requests.post(f"http://{etcd}/v3/maintenance/status", json={}, timeout=3)
+        # etcd answers a plain-text request on its TLS port with a 400, never with data.
+        assert "header" not in resp.text
+        raise requests.ConnectionError(f"refused with {resp.status_code}")
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.post(f"https://{etcd}/v3/maintenance/status", json={}, timeout=3,
+                      verify=client["ca"])
+    # The same request with the lab's client certificate is served.
+    ok = requests.post(f"https://{etcd}/v3/maintenance/status", json={}, timeout=3,
+                       verify=client["ca"], cert=(client["cert"], client["key"]))
+    assert ok.status_code == 200 and "header" in ok.json()
+
+
+# ---- Patroni's REST API: HTTPS, authentication for what changes things -----------------
+
+def test_switchover_needs_credentials_and_works_with_them(cluster):
+    states = workload.member_states(PG_NODES)
+    leader = workload.leader(states)
+    roles = {m["name"]: m["role"] for m in workload.rest_get(leader, "/cluster").json()["members"]}
+    candidate = next(n for n, role in roles.items() if role == "sync_standby")
+    url = f"https://{NODES[leader].address}:8008/switchover"
+    body = {"leader": leader, "candidate": candidate}
+    denied = requests.post(url, json=body, timeout=10, verify=tls.client()["ca"])
+    assert denied.status_code == 401
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"https://{NODES[leader].address}:8008/health", timeout=3, verify=True)
+    rest = PILLAR["patroni"]["restapi"]
+    done = requests.post(url, json=body, timeout=60, verify=tls.client()["ca"],
+                         auth=(rest.get("username", "patroni"), rest["password"]))
+    assert done.status_code == 200, done.text
+    wait_for(lambda: workload.healthy(s := workload.member_states(PG_NODES))
+             and workload.leader(s) == candidate, 120, f"{candidate} leading")
+
+
+# ---- PostgreSQL: TLS, scram, and only the networks pillar names ------------------------
+
+def test_postgres_uses_tls_and_refuses_a_wrong_password(cluster):
+    with pg_connect() as conn:
+        assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+        hba = conn.execute("SELECT type, auth_method FROM pg_hba_file_rules").fetchall()
+    assert all(method in ("scram-sha-256", "reject") for _, method in hba), hba
+    assert {t for t, _ in hba if t != "local"} == {"hostssl"}
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        pg_connect(password="not-the-password").close()
+    with pytest.raises(psycopg.OperationalError, match="no pg_hba.conf entry|SSL off"):
+        pg_connect(sslmode="disable").close()
+
+
+@contextlib.contextmanager
+def foreign_namespace(address: str):
+    """A network namespace on the lab bridge with an address no pillar network covers."""
+    ns, host_if, ns_if = f"pgha-probe", "pgha-probe-h", "pgha-probe-n"
+    run = lambda *a: subprocess.run(["ip", *a], check=True, capture_output=True)  # noqa: E731
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+    run("netns", "add", ns)
+    try:
+        run("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        run("link", "set", ns_if, "netns", ns)
+        run("link", "set", host_if, "master", BRIDGE, "up")
+        run("-n", ns, "addr", "add", f"{address}/24", "dev", ns_if)
+        run("-n", ns, "link", "set", ns_if, "up")
+        yield ns
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_postgres_refuses_a_network_not_in_pillar(cluster):
+    import sys
+    probe = ("import psycopg, sys\n"
+             "try:\n"
+             f"    psycopg.connect(host={VIP!r}, user='postgres', password={SUPERUSER['password']!r},"
+             " dbname='postgres', connect_timeout=5).close(); print('CONNECTED')\n"
+             "except psycopg.OperationalError as exc: print(exc)\n")
+    with foreign_namespace("198.51.100.250") as ns:
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe],
+                             capture_output=True, text=True, timeout=60).stdout
+    assert "CONNECTED" not in out
+    assert 'no pg_hba.conf entry for host "198.51.100.250"' in out, out
+
+
+# ---- secrets ----------------------------------------------------------------------------
+
+def test_no_file_any_user_can_read_holds_a_secret(cluster, lab):
+    """Searched as `nobody`: only what any local user could actually read counts."""
+    needles = "\n".join(secrets().values())
+    offenders = {}
+    for name in LAB_MINIONS:
+        proc = lab.exec_(NODES[name], ["sh", "-c",
+                                       "cat > /tmp/pgha-needles && chmod 0644 /tmp/pgha-needles && "
+                                       "runuser -u nobody -- sh -c 'find / -xdev -type f -readable "
+                                       "-size -2M ! -path /tmp/pgha-needles -print0 2>/dev/null | "
+                                       "xargs -0 -r grep -lF -f /tmp/pgha-needles 2>/dev/null'; "
+                                       "rm -f /tmp/pgha-needles"], input=needles)
+        if proc.stdout.strip():
+            offenders[name] = proc.stdout.split()
+    assert offenders == {}
+
+
+def test_secret_files_are_private_to_their_service(cluster, lab):
+    expected = {
+        "pg-01": {"/etc/patroni/config.yml": "600 postgres:postgres",
+                  "/etc/pgha/tls/node.key": "640 root:pgha-tls"},
+        "haproxy-01": {"/etc/haproxy/haproxy.cfg": "640 root:haproxy",
+                       "/etc/pgha/tls/node.pem": "640 root:pgha-tls"},
+    }
+    for name, files in expected.items():
+        for path, mode in files.items():
+            out = lab.exec_(NODES[name], ["stat", "-c", "%a %U:%G", path]).stdout.strip()
+            assert out == mode, f"{name}:{path}"
+
+
+def test_state_output_events_and_logs_carry_no_secret(cluster, salt_cli, salt_run_cli, lab,
+                                                      master_events):
+    marker = uuid.uuid4().hex
+    # A highstate that changes files holding secrets (a hand edit to restore), verbosely.
+    for name in ("pg-02", "haproxy-01"):
+        path = "/etc/patroni/config.yml" if name.startswith("pg") else "/etc/haproxy/haproxy.cfg"
+        lab.exec_(NODES[name], ["sh", "-c", f"echo '# {marker}' >> {path}"])
+    ret = salt_cli.run("state.highstate", minion_tgt="L@pg-02,haproxy-01", _timeout=900)
+    assert ret.returncode == 0, ret.stdout
+    out = ret.stdout + ret.stderr
+    assert leaks(out) == []
+    status = salt_run_cli.run("pgha.status", _timeout=120)
+    assert leaks(status.stdout + status.stderr) == []
+    config = salt_cli.run("pgha.config", minion_tgt="pg-01", _timeout=60)
+    assert "******" in config.stdout and leaks(config.stdout) == []
+    master_events.all("")
+    bus = json.dumps([[tag, data] for _, tag, data in master_events.seen], default=str)
+    assert "state.highstate" in bus or "highstate" in bus
+    assert leaks(bus) == []
+    for name in ("pg-02", "haproxy-01"):
+        log = lab.exec_(NODES[name], ["sh", "-c", "cat /var/log/salt/minion 2>/dev/null"]).stdout
+        assert leaks(log) == [], name
