@@ -43,6 +43,10 @@ def beacon(config):
     me = __grains__["id"]
     if not __salt__["service.status"](config.get("service", "etcd")):
         return []
+    # Only a member pillar knows about is watched (a pillar being changed, e.g. a node
+    # on its way out, must not look like an unhealthy member).
+    if me not in __salt__["pgha.config"](refresh=True)["postgres_members"]:
+        return []
     try:
         state = __salt__["etcd3.health"](member=me)[me]
     except Exception as exc:  # noqa: BLE001

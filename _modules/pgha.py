@@ -121,7 +121,7 @@ def validate():
         # A typo can make every later message misleading; fix these first.
         return errors
     try:
-        cfg = config(refresh=True)
+        cfg = config(refresh=True, redact=False)
     except CommandExecutionError as exc:
         return [str(exc)]
     return _check(cfg)

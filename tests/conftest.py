@@ -221,6 +221,17 @@ def wait_healthy(salt_cli, timeout: int = 180):
     return salt_data(ret, ["pg-01"])["pg-01"]
 
 
+def node_fingerprint(salt_cli):
+    """Checksums of every managed file plus the main PID of every service, per node: equal
+    before and after means nothing on any node changed."""
+    files = ("/etc/default/etcd /etc/patroni/config.yml /etc/haproxy/haproxy.cfg "
+             "/etc/keepalived/keepalived.conf /etc/pgha/tls/node.key")
+    ret = salt_cli.run("cmd.run", f"sha256sum {files} 2>/dev/null; "
+                       "systemctl show -p MainPID --value patroni etcd haproxy keepalived",
+                       minion_tgt="*", _timeout=60)
+    return ret.data
+
+
 # ---- pillar overrides -------------------------------------------------------------------
 
 @contextlib.contextmanager

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 import pytest
 
-from conftest import (HAPROXY_NODES, PG_NODES, orchestrate, pg_connect,
+from conftest import (HAPROXY_NODES, PG_NODES, node_fingerprint, orchestrate, pg_connect,
                       pillar_override, salt_data, sql, wait_for)
 from pgha_lab.topology import NODES, VIP
 
@@ -106,17 +105,8 @@ def test_rerun_of_deploy_reports_zero_changes_and_restarts_nothing(cluster, salt
     assert started() == before
 
 
-def _fingerprint(salt_cli):
-    """Checksums of every managed file plus the main PID of every service, per node."""
-    files = "/etc/default/etcd /etc/patroni/config.yml /etc/haproxy/haproxy.cfg /etc/keepalived/keepalived.conf"
-    ret = salt_cli.run("cmd.run", f"sha256sum {files} 2>/dev/null; "
-                       "systemctl show -p MainPID --value patroni etcd haproxy keepalived",
-                       minion_tgt="*", _timeout=60)
-    return hashlib.sha256(repr(sorted(ret.data.items())).encode()).hexdigest(), ret.data
-
-
 def test_missing_required_key_stops_the_rollout_before_any_node_is_touched(cluster, salt_run_cli, salt_cli):
-    before = _fingerprint(salt_cli)
+    before = node_fingerprint(salt_cli)
     with pillar_override(salt_cli, {"pgha": {"patroni": {"superuser": {"password": None}}}}):
         result = orchestrate(salt_run_cli, "orch.deploy")
     assert result.retcode != 0
@@ -125,7 +115,7 @@ def test_missing_required_key_stops_the_rollout_before_any_node_is_touched(clust
     assert "pgha:patroni:superuser:password: missing" in validate["comment"]
     # failhard: no other step ran at all.
     assert [s["__id__"] for s in result.states.values() if s.get("result") is True] == []
-    assert _fingerprint(salt_cli) == before
+    assert node_fingerprint(salt_cli) == before
 
 
 @pytest.mark.parametrize("victim", ["pg-03"])

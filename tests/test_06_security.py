@@ -12,7 +12,8 @@ import psycopg
 import pytest
 import requests
 
-from conftest import (HAPROXY_NODES, LAB_MINIONS, PG_NODES, PILLAR, SUPERUSER, orchestrate,
+from conftest import (HAPROXY_NODES, LAB_MINIONS, PG_NODES, PILLAR, SUPERUSER, node_fingerprint,
+                      orchestrate,
                       pg_connect, pillar_override, salt_data, wait_for, wait_healthy)
 from pgha_lab import tls, workload
 from pgha_lab.topology import BRIDGE, NODES, VIP
@@ -45,11 +46,12 @@ def leaks(text: str) -> list[str]:
 def test_etcd_refuses_plain_text_and_clients_without_a_certificate(cluster):
     etcd = f"{NODES['pg-01'].address}:2379"
     client = tls.client()
-    with pytest.raises(requests.RequestException):
-        resp = requests.post(f"http://{etcd}/v3/maintenance/status", json={}, timeout=3)
-        # etcd answers a plain-text request on its TLS port with a 400, never with data.
-        assert "header" not in resp.text
-        raise requests.ConnectionError(f"refused with {resp.status_code}")
+    # Plain text on the TLS port: etcd answers 400 (or drops the connection), never data.
+    try:
+        plain = requests.post(f"http://{etcd}/v3/maintenance/status", json={}, timeout=3)
+        assert plain.status_code == 400 and "header" not in plain.text
+    except requests.ConnectionError:
+        pass
     with pytest.raises(requests.exceptions.SSLError):
         requests.post(f"https://{etcd}/v3/maintenance/status", json={}, timeout=3,
                       verify=client["ca"])
@@ -115,17 +117,23 @@ def foreign_namespace(address: str):
 
 
 def test_postgres_refuses_a_network_not_in_pillar(cluster):
+    """From 198.51.100.250 (no pillar network covers it): pg_hba refuses it on a node,
+    and HAProxy, behind which PostgreSQL cannot see the client, refuses it on the VIP."""
     import sys
     probe = ("import psycopg, sys\n"
-             "try:\n"
-             f"    psycopg.connect(host={VIP!r}, user='postgres', password={SUPERUSER['password']!r},"
-             " dbname='postgres', connect_timeout=5).close(); print('CONNECTED')\n"
-             "except psycopg.OperationalError as exc: print(exc)\n")
+             "for host in sys.argv[1:]:\n"
+             "    try:\n"
+             f"        psycopg.connect(host=host, user='postgres', password={SUPERUSER['password']!r},"
+             " dbname='postgres', connect_timeout=5).close(); print(host, 'CONNECTED')\n"
+             "    except psycopg.OperationalError as exc: print(host, str(exc).replace('\\n', ' '))\n")
+    targets = [NODES["pg-01"].address, VIP]
     with foreign_namespace("198.51.100.250") as ns:
-        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe],
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe, *targets],
                              capture_output=True, text=True, timeout=60).stdout
-    assert "CONNECTED" not in out
-    assert 'no pg_hba.conf entry for host "198.51.100.250"' in out, out
+    answers = dict(line.split(" ", 1) for line in out.splitlines())
+    assert 'no pg_hba.conf entry for host "198.51.100.250"' in answers[NODES["pg-01"].address], out
+    assert answers[VIP] != "CONNECTED" and ("Connection reset by peer" in answers[VIP]
+                                            or "server closed the connection" in answers[VIP]), out
 
 
 # ---- secrets ----------------------------------------------------------------------------
@@ -166,9 +174,12 @@ def test_state_output_events_and_logs_carry_no_secret(cluster, salt_cli, salt_ru
     for name in ("pg-02", "haproxy-01"):
         path = "/etc/patroni/config.yml" if name.startswith("pg") else "/etc/haproxy/haproxy.cfg"
         lab.exec_(NODES[name], ["sh", "-c", f"echo '# {marker}' >> {path}"])
-    ret = salt_cli.run("state.highstate", minion_tgt="L@pg-02,haproxy-01", _timeout=900)
-    assert ret.returncode == 0, ret.stdout
-    out = ret.stdout + ret.stderr
+    out = ""
+    for name in ("pg-02", "haproxy-01"):
+        ret = salt_cli.run("state.highstate", minion_tgt=name, _timeout=900)
+        assert ret.returncode == 0, ret.stdout
+        out += ret.stdout + ret.stderr
+    assert marker not in out  # file diffs are not shown at all
     assert leaks(out) == []
     status = salt_run_cli.run("pgha.status", _timeout=120)
     assert leaks(status.stdout + status.stderr) == []
@@ -181,3 +192,72 @@ def test_state_output_events_and_logs_carry_no_secret(cluster, salt_cli, salt_ru
     for name in ("pg-02", "haproxy-01"):
         log = lab.exec_(NODES[name], ["sh", "-c", "cat /var/log/salt/minion 2>/dev/null"]).stdout
         assert leaks(log) == [], name
+
+
+# ---- pillar validation: one message naming the key, and no node touched ---------------
+
+PG04 = {"address": "198.51.100.123", "roles": ["postgres"]}
+BAD_PILLARS = {
+    "too-few-etcd-members": ({"nodes": {"pg-03": {"state": "absent"}}},
+                             "etcd needs at least 3"),
+    "even-etcd-members": ({"nodes": {"pg-04": PG04}}, "bootstrap an even number of etcd members"),
+    "duplicate-address": ({"nodes": {"haproxy-02": {"address": "198.51.100.11"}}},
+                          "pgha:nodes:haproxy-02:address: 198.51.100.11 is also haproxy-01's address"),
+    "duplicate-name": ({"nodes": {"PG-01": {"address": "198.51.100.130", "roles": ["haproxy"]}}},
+                       "duplicate node name"),
+    "missing-password": ({"patroni": {"rewind": {"password": None}}},
+                         "pgha:patroni:rewind:password: missing"),
+    "timing": ({"patroni": {"dcs": {"retry_timeout": 6}}},
+               "pgha:patroni:dcs: loop_wait + 2*retry_timeout = 22 exceeds ttl 20"),
+    "ttl-below-minimum": ({"patroni": {"dcs": {"ttl": 10, "loop_wait": 2, "retry_timeout": 3}}},
+                          "pgha:patroni:dcs:ttl: 10 is below Patroni's minimum of 20"),
+    "vip-outside-network": ({"keepalived": {"vip": "10.9.8.7"}},
+                            "pgha:keepalived:vip: 10.9.8.7 is outside pgha:cluster:network"),
+    "colliding-ports": ({"haproxy": {"reader_port": 5432}},
+                        "pgha:haproxy:reader_port: port 5432 collides with pgha:haproxy:writer_port"),
+    "unknown-key": ({"patroni": {"dsc": {"ttl": 30}}}, "pgha:patroni:dsc: unknown key (a typo?)"),
+    "synchronous-unsatisfiable": ({"patroni": {"dcs": {"synchronous_node_count": 3}}},
+                                  "pgha:patroni:dcs:synchronous_node_count: 3 synchronous standby(s) "
+                                  "but only 2 replica(s)"),
+}
+
+
+@pytest.fixture(scope="module")
+def fingerprint_before(deploy, salt_cli):
+    wait_healthy(salt_cli)
+    return node_fingerprint(salt_cli)
+
+
+@pytest.mark.parametrize("rule", list(BAD_PILLARS))
+def test_a_bad_pillar_is_rejected_before_any_node_changes(rule, salt_cli, salt_run_cli,
+                                                          fingerprint_before):
+    bad, message = BAD_PILLARS[rule]
+    with pillar_override(salt_cli, {"pgha": bad}):
+        result = orchestrate(salt_run_cli, "orch.deploy")
+    assert result.retcode != 0
+    validate = next(s for s in result.states.values() if s["__id__"] == "pgha-orch-deploy-validate")
+    assert validate["result"] is False and message in validate["comment"], validate["comment"]
+    # One message for the one mistake, and failhard: nothing else ran.
+    assert validate["comment"].count("\n- ") == 1, validate["comment"]
+    assert [s["__id__"] for s in result.states.values() if s.get("result") is True] == []
+    assert node_fingerprint(salt_cli) == fingerprint_before
+
+
+def test_highstate_with_a_bad_pillar_stops_at_validation(salt_cli, fingerprint_before):
+    with pillar_override(salt_cli, {"pgha": BAD_PILLARS["vip-outside-network"][0]}):
+        ret = salt_cli.run("state.highstate", minion_tgt="haproxy-01", _timeout=300)
+    states = salt_data(ret, ["haproxy-01"])["haproxy-01"]
+    assert ret.returncode != 0 and isinstance(states, dict)
+    ran = {v["__id__"]: v for v in states.values()}
+    assert ran["pgha-validate-pillar-validated"]["result"] is False
+    assert "pgha:keepalived:vip: 10.9.8.7" in ran["pgha-validate-pillar-validated"]["comment"]
+    assert not [sid for sid, v in ran.items() if v["result"] is True or v["changes"]]
+    assert node_fingerprint(salt_cli) == fingerprint_before
+
+
+def test_haproxy_stats_need_the_password(cluster):
+    url = f"http://{NODES[HAPROXY_NODES[0]].address}:{PILLAR['haproxy'].get('stats', {}).get('port', 7000)}/"
+    assert requests.get(url, timeout=5).status_code == 401
+    stats = PILLAR["haproxy"]["stats"]
+    ok = requests.get(url + ";csv", timeout=5, auth=(stats.get("username", "admin"), stats["password"]))
+    assert ok.status_code == 200 and "postgres_writer" in ok.text
