@@ -302,7 +302,12 @@ def member_promote(member):
     target = _find(member)
     if not target["is_learner"]:
         return {"promoted": False, "message": f"{target['name']} is a voting member already"}
-    _post("/v3/cluster/member/promote", {"ID": str(_parse_id(target["id"]))})
+    # Ask the leader itself: a follower forwards the request over the peer API, and with
+    # TLS and authentication on, etcd 3.5 answers that only with "request timed out"
+    # (measured), hiding the leader's real reason.
+    leader = status()["leader_name"]
+    endpoint = _settings()["members"].get(leader)
+    _post("/v3/cluster/member/promote", {"ID": str(_parse_id(target["id"]))}, endpoint=endpoint)
     return {"promoted": True, "member": target["name"]}
 
 

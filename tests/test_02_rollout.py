@@ -124,7 +124,9 @@ def test_a_repaired_node_is_brought_back_by_highstate(cluster, salt_cli, lab, vi
     node = NODES[victim]
     lab.exec_(node, ["sh", "-c", "systemctl stop patroni etcd; rm -f /etc/patroni/config.yml "
                      "/etc/default/etcd /etc/systemd/system/patroni.service.d/pgha.conf"], check=True)
-    ret = salt_cli.run("state.highstate", minion_tgt=victim, _timeout=600)
+    # queue: the services beacon may already have the reactor starting them again; an
+    # operator's highstate waits for that run instead of being refused.
+    ret = salt_cli.run("state.highstate", "queue=True", minion_tgt=victim, _timeout=600)
     assert ret.returncode == 0, ret.stdout
 
     def streams():

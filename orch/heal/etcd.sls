@@ -26,6 +26,8 @@ pgha-heal-etcd-restart:
 pgha-heal-etcd-healthy:
   salt.state:
     - tgt: {{ member }}
+    # Wait for a state run already going on that minion (an operator's highstate).
+    - queue: True
     - sls: [pgha.check.etcd_member]
     - require:
       - salt: pgha-heal-etcd-restart

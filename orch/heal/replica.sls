@@ -18,6 +18,8 @@ pgha-heal-replica-budget:
 pgha-heal-replica-reinit:
   salt.state:
     - tgt: 'roles:postgres'
+    # Wait for a state run already going on that minion (an operator's highstate).
+    - queue: True
     - tgt_type: grain
     - subset: 1
     - sls: [pgha.reinit]

@@ -27,6 +27,8 @@ pgha-heal-role-budget:
 pgha-heal-role-routing:
   salt.state:
     - tgt: {{ pgha.haproxy_members | join(",") }}
+    # Wait for a state run already going on that minion (an operator's highstate).
+    - queue: True
     - tgt_type: list
     - sls: [pgha.check.routing]
     - require:
@@ -36,6 +38,7 @@ pgha-heal-role-routing:
 pgha-heal-role-frontend:
   salt.state:
     - tgt: {{ pgha.haproxy_members | join(",") }}
+    - queue: True
     - tgt_type: list
     - sls: [pgha.keepalived]
     - require:
@@ -46,6 +49,7 @@ pgha-heal-role-frontend:
 pgha-heal-role-etcd-leader:
   salt.state:
     - tgt: 'roles:postgres'
+    - queue: True
     - tgt_type: grain
     - subset: 1
     - sls: [pgha.etcd.leader]

@@ -23,6 +23,8 @@ pgha-heal-service-budget:
 pgha-heal-service-converge:
   salt.state:
     - tgt: {{ minion }}
+    # Wait for a state run already going on that minion (an operator's highstate).
+    - queue: True
     - sls: [pgha.{{ component }}.service.running]
     - require:
       - pgha: pgha-heal-service-budget
