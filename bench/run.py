@@ -27,7 +27,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
 
-from pgha_lab import faults, lab, master, workload  # noqa: E402
+from pgha_lab import faults, lab, workload  # noqa: E402
 from pgha_lab.topology import NODES, VIP  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
@@ -212,7 +212,7 @@ def main() -> int:
     if "deploy" in only:
         results["deploy"] = timed_deploy()
     else:
-        master.start_master()
+        lab.start_master()  # and wait for (or recover) the running minions
 
     if "switchover" in only:
         log(f"{args.runs} switchovers")
