@@ -55,9 +55,7 @@ def _post(path, payload=None, endpoint=None, timeout=5):
     if s["auth"]:
         # The gateway takes a token in Authorization, not basic auth. Before pgha.etcd.auth
         # has enabled authentication there is nothing to log in to.
-        endpoint, status, body = __utils__["pgha_http.request"](
-            "POST", endpoints, "/v3/auth/authenticate", SERVICE, tls=s["tls"], timeout=timeout,
-            json={"name": s["auth"][0], "password": s["auth"][1]}, expect=(200, 400))
+        endpoint, status, body = _login(endpoints, s["tls"], *s["auth"], timeout=timeout)
         endpoints = [endpoint]
         if status == 200:
             headers = {"Authorization": body["token"]}
@@ -68,6 +66,14 @@ def _post(path, payload=None, endpoint=None, timeout=5):
         "POST", endpoints, path, SERVICE, json=payload or {}, tls=s["tls"], timeout=timeout,
         headers=headers)
     return url, body
+
+
+def _login(endpoints, tls, name, password, timeout=5):
+    """POST /v3/auth/authenticate to the first endpoint that answers: (endpoint, status,
+    body); 400 is etcd's answer both to bad credentials and to auth not being enabled."""
+    return __utils__["pgha_http.request"](
+        "POST", endpoints, "/v3/auth/authenticate", SERVICE, tls=tls, timeout=timeout,
+        json={"name": name, "password": password}, expect=(200, 400))
 
 
 def _hex(member_id):
@@ -491,11 +497,9 @@ def _add(path, payload):
 def _can_login(name, password):
     s = _settings()
     try:
-        __utils__["pgha_http.request"]("POST", s["endpoints"], "/v3/auth/authenticate", SERVICE,
-                                       tls=s["tls"], json={"name": name, "password": password})
+        return _login(s["endpoints"], s["tls"], name, password)[1] == 200
     except CommandExecutionError:
         return False
-    return True
 
 
 def role_ensure(name, prefix=None, perm="READWRITE"):

@@ -228,8 +228,6 @@ def dynamic_config(name, config=None, wait=180):
 def _pending_restart(loop_wait):
     """Members that report a pending restart, once every member has had a full loop to
     apply the change (reporting earlier would miss members that apply it later)."""
-    import time  # pylint: disable=import-outside-toplevel
-
     time.sleep(float(loop_wait) + 2)
     return sorted(m["member"] for m in __salt__["patroni.list"]() if m["pending_restart"])
 
@@ -262,8 +260,6 @@ def restarted(name, pending_only=True, timeout=300):
         ret.update(result=None, comment=f"would restart PostgreSQL on {name}",
                    changes={"restarted": {"old": None, "new": name}})
         return ret
-    import time  # pylint: disable=import-outside-toplevel
-
     # A replica restarted right after its primary may not have replayed the primary's
     # new parameter values yet (Patroni then keeps the old, larger ones): check, and
     # restart once more if the member still waits for a restart.
@@ -303,8 +299,6 @@ def reinitialized(name, timeout=600):
           patroni.reinitialized:
             - name: pg-03
     """
-    import time  # pylint: disable=import-outside-toplevel
-
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     try:
         rows = {r["member"]: r for r in __salt__["patroni.list"]()}

@@ -4,6 +4,7 @@ should not be, and a bad pillar rejected before any node changes."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 import uuid
@@ -19,6 +20,7 @@ from pgha_lab import tls, workload
 from pgha_lab.topology import BRIDGE, NODES, VIP
 
 
+@functools.cache
 def secrets() -> dict:
     """Every secret the lab pillar holds, by name: passwords and the nodes' TLS keys."""
     found = {}
