@@ -8,6 +8,9 @@
 # learn about it (pg_hba, etcd hosts; reloads only), etcd announces it as a learner,
 # it starts etcd with initial-cluster-state existing and is promoted to a voter, Patroni
 # clones it from the leader, and HAProxy gets it as a backend.
+#
+# Each salt.state step queues behind a state run already going on its minions (a
+# reaction of the reactor, an operator's highstate) instead of failing on it.
 {%- from "pgha/map.jinja" import pgha %}
 {%- set node = salt["pillar.get"]("node") %}
 {%- set spec = pgha.nodes.get(node) if node else none %}
@@ -39,6 +42,7 @@ pgha-orch-add-node-refused:
 
 pgha-orch-add-node-healthy-before:
   salt.state:
+    - queue: True
     - tgt: {{ running | join(",") }}
     - tgt_type: list
     - subset: 1
@@ -50,6 +54,7 @@ pgha-orch-add-node-healthy-before:
 
 pgha-orch-add-node-sync:
   salt.state:
+    - queue: True
     - tgt: {{ node }}
     - sls: [pgha.sync]
     - failhard: True
@@ -60,6 +65,7 @@ pgha-orch-add-node-sync:
 # Patroni's etcd hosts include it (a reload each, no restart).
 pgha-orch-add-node-members-learn:
   salt.state:
+    - queue: True
     - tgt: {{ running | join(",") }}
     - tgt_type: list
     - sls: [pgha.etcd, pgha.patroni]
@@ -70,6 +76,7 @@ pgha-orch-add-node-members-learn:
 # etcd's runtime reconfiguration: `member add` (as a learner) comes first ...
 pgha-orch-add-node-etcd-announce:
   salt.state:
+    - queue: True
     - tgt: {{ running | join(",") }}
     - tgt_type: list
     - subset: 1
@@ -84,6 +91,7 @@ pgha-orch-add-node-etcd-announce:
 # initial-cluster-state existing (etcd_join: existing) ...
 pgha-orch-add-node-etcd-start:
   salt.state:
+    - queue: True
     - tgt: {{ node }}
     - sls: [pgha.etcd]
     - failhard: True
@@ -93,6 +101,7 @@ pgha-orch-add-node-etcd-start:
 # ... and once it has caught up, the learner becomes a voter.
 pgha-orch-add-node-etcd-promote:
   salt.state:
+    - queue: True
     - tgt: {{ running | join(",") }}
     - tgt_type: list
     - subset: 1
@@ -105,6 +114,7 @@ pgha-orch-add-node-etcd-promote:
 
 pgha-orch-add-node-etcd-quorum:
   salt.state:
+    - queue: True
     - tgt: {{ node }}
     - sls: [pgha.check.etcd]
     - failhard: True
@@ -114,6 +124,7 @@ pgha-orch-add-node-etcd-quorum:
 # Patroni clones the node from the leader (pg_basebackup) and it streams.
 pgha-orch-add-node-patroni:
   salt.state:
+    - queue: True
     - tgt: {{ node }}
     - sls: [pgha.postgres, pgha.patroni]
     - failhard: True
@@ -122,6 +133,7 @@ pgha-orch-add-node-patroni:
 
 pgha-orch-add-node-streaming:
   salt.state:
+    - queue: True
     - tgt: {{ node }}
     - sls: [pgha.check.replicas]
     - failhard: True
@@ -131,6 +143,7 @@ pgha-orch-add-node-streaming:
 {%-   if pgha.haproxy_members %}
 pgha-orch-add-node-haproxy:
   salt.state:
+    - queue: True
     - tgt: {{ pgha.haproxy_members | join(",") }}
     - tgt_type: list
     - sls: [pgha.haproxy]
@@ -140,6 +153,7 @@ pgha-orch-add-node-haproxy:
 
 pgha-orch-add-node-routing:
   salt.state:
+    - queue: True
     - tgt: {{ pgha.haproxy_members | join(",") }}
     - tgt_type: list
     - sls: [pgha.check.routing]

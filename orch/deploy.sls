@@ -7,6 +7,9 @@
 # check before it passed; the first failure stops the run (failhard) and its comment
 # says what failed and on which minion. Re-running it on a healthy cluster changes and
 # restarts nothing.
+#
+# Each salt.state step queues behind a state run already going on its minions (a
+# reaction of the reactor, an operator's highstate) instead of failing on it.
 {%- from "pgha/map.jinja" import pgha %}
 {%- set postgres = pgha.postgres_members %}
 {%- set haproxy = pgha.haproxy_members %}
@@ -22,6 +25,7 @@ pgha-orch-deploy-validate:
 # pgha's modules (patroni, etcd3, pgha) on every node, for the checks below.
 pgha-orch-deploy-sync:
   salt.state:
+    - queue: True
     - sls: [pgha.sync]
     - tgt: {{ (postgres + haproxy) | join(",") }}
     - tgt_type: list
@@ -32,6 +36,7 @@ pgha-orch-deploy-sync:
 # 2. etcd on every postgres node, then 3. a quorum with a leader.
 pgha-orch-deploy-etcd:
   salt.state:
+    - queue: True
     - tgt: {{ postgres | join(",") }}
     - tgt_type: list
     - sls: [pgha.etcd]
@@ -41,6 +46,7 @@ pgha-orch-deploy-etcd:
 
 pgha-orch-deploy-etcd-quorum:
   salt.state:
+    - queue: True
     - tgt: {{ bootstrap }}
     # With quorum, etcd's users and roles (pgha:etcd:auth) before Patroni logs in.
     - sls: [pgha.check.etcd, pgha.etcd.auth]
@@ -51,6 +57,7 @@ pgha-orch-deploy-etcd-quorum:
 # 4. PostgreSQL and Patroni on one node first: it runs initdb and takes the leader key.
 pgha-orch-deploy-bootstrap:
   salt.state:
+    - queue: True
     - tgt: {{ bootstrap }}
     - sls: [pgha.postgres, pgha.patroni]
     - failhard: True
@@ -59,6 +66,7 @@ pgha-orch-deploy-bootstrap:
 
 pgha-orch-deploy-leader:
   salt.state:
+    - queue: True
     - tgt: {{ bootstrap }}
     - sls: [pgha.check.leader]
     - failhard: True
@@ -69,6 +77,7 @@ pgha-orch-deploy-leader:
 # 5. The other nodes clone from the leader; wait until every one of them streams.
 pgha-orch-deploy-replicas:
   salt.state:
+    - queue: True
     - tgt: {{ replicas | join(",") }}
     - tgt_type: list
     - sls: [pgha.postgres, pgha.patroni]
@@ -79,6 +88,7 @@ pgha-orch-deploy-replicas:
 
 pgha-orch-deploy-streaming:
   salt.state:
+    - queue: True
     - tgt: {{ bootstrap }}
     - sls: [pgha.check.replicas]
     - failhard: True
@@ -88,6 +98,7 @@ pgha-orch-deploy-streaming:
 # Losing one node must never cost both elections at once: etcd's leader goes elsewhere.
 pgha-orch-deploy-etcd-leader:
   salt.state:
+    - queue: True
     - tgt: {{ bootstrap }}
     - sls: [pgha.etcd.leader]
     - failhard: True
@@ -98,6 +109,7 @@ pgha-orch-deploy-etcd-leader:
 # 6. HAProxy, then the front end that points at it.
 pgha-orch-deploy-haproxy:
   salt.state:
+    - queue: True
     - tgt: {{ haproxy | join(",") }}
     - tgt_type: list
     - sls: [pgha.haproxy]
@@ -108,6 +120,7 @@ pgha-orch-deploy-haproxy:
 {%-   if pgha.frontend == "keepalived" %}
 pgha-orch-deploy-frontend:
   salt.state:
+    - queue: True
     - tgt: {{ haproxy | join(",") }}
     - tgt_type: list
     - sls: [pgha.keepalived]
@@ -129,6 +142,7 @@ pgha-orch-deploy-end-to-end:
 # Self-healing: the beacons the reactor listens to (pgha:heal).
 pgha-orch-deploy-beacons:
   salt.state:
+    - queue: True
     - tgt: {{ (postgres + haproxy) | join(",") }}
     - tgt_type: list
     - sls: [pgha.beacons]

@@ -8,6 +8,9 @@
 # Patroni stops on the node, its etcd member is removed, the node is cleaned (software,
 # configuration and data), and the other members and HAProxy stop pointing at it.
 # Afterwards, delete the node from pillar.
+#
+# Each salt.state step queues behind a state run already going on its minions (a
+# reaction of the reactor, an operator's highstate) instead of failing on it.
 {%- from "pgha/map.jinja" import pgha %}
 {%- set node = salt["pillar.get"]("node") %}
 {%- set remaining = pgha.postgres_members | reject("equalto", node) | list %}
@@ -50,6 +53,7 @@ pgha-orch-remove-node-refused:
 
 pgha-orch-remove-node-patroni-stopped:
   salt.state:
+    - queue: True
     - tgt: {{ node }}
     - sls: [pgha.patroni.service.clean]
     - failhard: True
@@ -58,6 +62,7 @@ pgha-orch-remove-node-patroni-stopped:
 
 pgha-orch-remove-node-etcd-member:
   salt.state:
+    - queue: True
     - tgt: {{ remaining | join(",") }}
     - tgt_type: list
     - subset: 1
@@ -71,6 +76,7 @@ pgha-orch-remove-node-etcd-member:
 # A removed member's data must never be reused: the node is cleaned with its data.
 pgha-orch-remove-node-clean:
   salt.state:
+    - queue: True
     - tgt: {{ node }}
     - sls: [pgha.clean]
     - pillar:
@@ -81,6 +87,7 @@ pgha-orch-remove-node-clean:
 
 pgha-orch-remove-node-members-forget:
   salt.state:
+    - queue: True
     - tgt: {{ remaining | join(",") }}
     - tgt_type: list
     - sls: [pgha.etcd, pgha.patroni]
@@ -91,6 +98,7 @@ pgha-orch-remove-node-members-forget:
 
 pgha-orch-remove-node-healthy:
   salt.state:
+    - queue: True
     - tgt: {{ remaining | join(",") }}
     - tgt_type: list
     - subset: 1
@@ -103,6 +111,7 @@ pgha-orch-remove-node-healthy:
 {%-   if pgha.haproxy_members %}
 pgha-orch-remove-node-haproxy:
   salt.state:
+    - queue: True
     - tgt: {{ pgha.haproxy_members | join(",") }}
     - tgt_type: list
     - sls: [pgha.haproxy]
@@ -113,6 +122,7 @@ pgha-orch-remove-node-haproxy:
 
 pgha-orch-remove-node-routing:
   salt.state:
+    - queue: True
     - tgt: {{ pgha.haproxy_members | join(",") }}
     - tgt_type: list
     - sls: [pgha.check.routing]

@@ -12,6 +12,9 @@
 # max_locks_per_transaction). No replica can run with less than its primary, so that
 # change can only start at the primary: it is restarted in place first (a short write
 # pause), then the replicas.
+#
+# Each salt.state step queues behind a state run already going on its minions (a
+# reaction of the reactor, an operator's highstate) instead of failing on it.
 {%- from "pgha/map.jinja" import pgha %}
 {%- set force = salt["pillar.get"]("force", False) %}
 {%- set answers = salt["saltutil.cmd"]("roles:postgres", "patroni.list", tgt_type="grain", timeout=15) %}
@@ -55,6 +58,7 @@ pgha-orch-rolling-restart-refused:
 
 pgha-orch-rolling-restart-healthy-before:
   salt.state:
+    - queue: True
     - tgt: 'roles:postgres'
     - tgt_type: grain
     - subset: 1
@@ -70,6 +74,7 @@ pgha-orch-rolling-restart-healthy-before:
 # A standby-bound parameter goes down: the primary first, in place, then the replicas.
 pgha-orch-rolling-restart-{{ leader }}-in-place:
   salt.state:
+    - queue: True
     - tgt: 'roles:postgres'
     - tgt_type: grain
     - subset: 1
@@ -87,6 +92,7 @@ pgha-orch-rolling-restart-{{ leader }}-in-place:
 {%-   if force or replica.pending_restart %}
 pgha-orch-rolling-restart-{{ replica.member }}:
   salt.state:
+    - queue: True
     - tgt: 'roles:postgres'
     - tgt_type: grain
     - subset: 1
@@ -106,6 +112,7 @@ pgha-orch-rolling-restart-{{ replica.member }}:
 # The leader is restarted only as a replica: first it hands over.
 pgha-orch-rolling-restart-switchover:
   salt.state:
+    - queue: True
     - tgt: 'roles:postgres'
     - tgt_type: grain
     - subset: 1
@@ -120,6 +127,7 @@ pgha-orch-rolling-restart-switchover:
 # Its demotion already restarted it; this restarts it only if something is still pending.
 pgha-orch-rolling-restart-{{ leader }}:
   salt.state:
+    - queue: True
     - tgt: 'roles:postgres'
     - tgt_type: grain
     - subset: 1
@@ -134,6 +142,7 @@ pgha-orch-rolling-restart-{{ leader }}:
 
 pgha-orch-rolling-restart-etcd-leader:
   salt.state:
+    - queue: True
     - tgt: 'roles:postgres'
     - tgt_type: grain
     - subset: 1
@@ -145,6 +154,7 @@ pgha-orch-rolling-restart-etcd-leader:
 {%- if pgha.haproxy_members %}
 pgha-orch-rolling-restart-routing:
   salt.state:
+    - queue: True
     - tgt: {{ pgha.haproxy_members | join(",") }}
     - tgt_type: list
     - sls: [pgha.check.routing]

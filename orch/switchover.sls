@@ -6,6 +6,9 @@
 # A planned switchover: Patroni hands leadership to the candidate (or the healthiest
 # replica), the old leader streams from it, etcd's leader moves off the new primary,
 # and every HAProxy is checked to send writes to the new leader only.
+#
+# Each salt.state step queues behind a state run already going on its minions (a
+# reaction of the reactor, an operator's highstate) instead of failing on it.
 {%- from "pgha/map.jinja" import pgha %}
 {%- set candidate = salt["pillar.get"]("candidate") %}
 
@@ -25,6 +28,7 @@ pgha-orch-switchover-candidate:
 
 pgha-orch-switchover-healthy-before:
   salt.state:
+    - queue: True
     - tgt: 'roles:postgres'
     - tgt_type: grain
     - subset: 1
@@ -35,6 +39,7 @@ pgha-orch-switchover-healthy-before:
 
 pgha-orch-switchover-switch:
   salt.state:
+    - queue: True
     - tgt: 'roles:postgres'
     - tgt_type: grain
     - subset: 1
@@ -48,6 +53,7 @@ pgha-orch-switchover-switch:
 
 pgha-orch-switchover-etcd-leader:
   salt.state:
+    - queue: True
     - tgt: 'roles:postgres'
     - tgt_type: grain
     - subset: 1
@@ -58,6 +64,7 @@ pgha-orch-switchover-etcd-leader:
 {%- if pgha.haproxy_members %}
 pgha-orch-switchover-routing:
   salt.state:
+    - queue: True
     - tgt: {{ pgha.haproxy_members | join(",") }}
     - tgt_type: list
     - sls: [pgha.check.routing]
