@@ -32,7 +32,7 @@ OPEN_MAPS = {
     ("keepalived", "package_versions"),
     ("patroni", "parameters"),
     ("patroni", "dcs", "postgresql", "parameters"),
-    ("hetzner",),
+    ("hetzner", "load_balancer", "labels"),
 }
 
 _MAP_EXPR = '{%- from "pgha/map.jinja" import pgha %}{{ pgha | json }}'
@@ -289,7 +289,9 @@ def _check_frontend(cfg):
     frontend = cfg.get("frontend")
     if frontend not in FRONTENDS:
         return [f"pgha:frontend: {frontend!r}; use one of {', '.join(FRONTENDS)}"]
-    if frontend != "keepalived" or not cfg["haproxy_members"]:
+    if frontend == "hetzner":
+        return _check_hetzner(cfg)
+    if not cfg["haproxy_members"]:
         return []
     vip = cfg["keepalived"].get("vip")
     if not vip:
@@ -308,6 +310,58 @@ def _check_frontend(cfg):
     return []
 
 
+HETZNER_ALGORITHMS = ("round_robin", "least_connections")
+HETZNER_CHECKS = ("tcp", "http")
+
+
+def _check_hetzner(cfg):
+    """The load balancer's description; the token is checked when the API is called."""
+    hz = cfg["hetzner"]
+    lb = hz["load_balancer"]
+    where = "pgha:hetzner:load_balancer"
+    errors = []
+    if not lb.get("name"):
+        errors.append(f"{where}:name: missing; name the load balancer (e.g. lb-haproxy)")
+    if bool(lb.get("location")) == bool(lb.get("network_zone")):
+        errors.append(f"{where}: set exactly one of location (e.g. fsn1) or network_zone "
+                      "(e.g. eu-central); set the other to null")
+    if lb.get("algorithm") not in HETZNER_ALGORITHMS:
+        errors.append(f"{where}:algorithm: {lb.get('algorithm')!r}; use one of "
+                      f"{', '.join(HETZNER_ALGORITHMS)}")
+    if lb.get("health_check", {}).get("protocol") not in HETZNER_CHECKS:
+        errors.append(f"{where}:health_check:protocol: {lb['health_check'].get('protocol')!r}; "
+                      f"use one of {', '.join(HETZNER_CHECKS)}")
+    if lb.get("ip") and not lb.get("network"):
+        errors.append(f"{where}:ip: {lb['ip']} needs {where}:network, the network it is in")
+    errors += _check_ip(f"{where}:ip", lb.get("ip"))
+    errors += _check_ip("pgha:hetzner:address", hz.get("address"))
+    targets = lb.get("targets") or []
+    if not isinstance(targets, list):
+        return errors + [f"{where}:targets: must be a list of {{server: ...}}, "
+                         "{label_selector: ...} or {ip: ...}"]
+    if not targets and not cfg["haproxy_members"]:
+        errors.append(f"{where}:targets: empty and no haproxy nodes to default to")
+    for index, target in enumerate(targets):
+        kinds = [k for k in ("server", "label_selector", "ip") if (target or {}).get(k)] \
+            if isinstance(target, dict) else []
+        if len(kinds) != 1 or len(target) != 1:
+            errors.append(f"{where}:targets[{index}]: {target!r}; give exactly one of "
+                          "server, label_selector or ip")
+        elif kinds == ["ip"]:
+            errors += _check_ip(f"{where}:targets[{index}]:ip", target["ip"])
+    return errors
+
+
+def _check_ip(key, value):
+    if value is None:
+        return []
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return [f"{key}: {value!r} is not an IP address"]
+    return []
+
+
 def _check_ports(cfg, nodes):
     """Ports that share a node must differ."""
     by_role = {
@@ -321,6 +375,7 @@ def _check_ports(cfg, nodes):
             "pgha:haproxy:writer_port": cfg["haproxy"]["writer_port"],
             "pgha:haproxy:reader_port": cfg["haproxy"]["reader_port"],
             "pgha:haproxy:stats:port": cfg["haproxy"]["stats"]["port"],
+            "pgha:haproxy:health:port": cfg["haproxy"]["health"]["port"],
         },
     }
     errors = []
