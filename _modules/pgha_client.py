@@ -34,10 +34,10 @@ def _front(host):
         return cfg, host
     if cfg["frontend"] == "keepalived":
         return cfg, cfg["keepalived"]["vip"]
-    address = cfg.get("hetzner", {}).get("address")
-    if not address:
-        raise CommandExecutionError("no front-end address: pass host=, or set pgha:hetzner:address")
-    return cfg, address
+    if "hcloud_lb.address" not in __salt__:
+        raise CommandExecutionError("no front-end address: pass host=, set "
+                                    "pgha:hetzner:address, or install hcloud to ask the API")
+    return cfg, __salt__["hcloud_lb.address"]()
 
 
 def _connect(cfg, host, port, dbname="postgres", timeout=5):

@@ -127,6 +127,25 @@ pgha-orch-deploy-frontend:
     - failhard: True
     - require:
       - salt: pgha-orch-deploy-haproxy
+{%-   elif pgha.frontend == "hetzner" %}
+{#-   The cloud load balancer is managed from here, the master: only it holds the token. #}
+{%-     set lb = salt["hcloud_lb.pgha_spec"]() %}
+pgha-orch-deploy-frontend:
+  hcloud_lb.present:
+{%-     for key, value in lb | dictsort %}
+    - {{ key }}: {{ value | json }}
+{%-     endfor %}
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-haproxy
+
+pgha-orch-deploy-frontend-healthy:
+  hcloud_lb.targets_healthy:
+    - name: {{ lb.name }}
+    - timeout: {{ pgha.hetzner.healthy_timeout }}
+    - failhard: True
+    - require:
+      - hcloud_lb: pgha-orch-deploy-frontend
 {%-   endif %}
 
 # 7. A client's view: write on 5432, read the same rows from a replica on 5433.
@@ -137,6 +156,9 @@ pgha-orch-deploy-end-to-end:
     - failhard: True
     - require:
       - salt: pgha-orch-deploy-haproxy
+{%-   if pgha.frontend == "hetzner" %}
+      - hcloud_lb: pgha-orch-deploy-frontend-healthy
+{%-   endif %}
 {%- endif %}
 
 # Self-healing: the beacons the reactor listens to (pgha:heal).
