@@ -178,6 +178,12 @@ class OrchResult:
     def failed(self) -> list[str]:
         return [s["__id__"] for s in self.states.values() if s.get("result") is False]
 
+    def by_id(self, state_id: str) -> dict:
+        """The return of the orchestration state *state_id*."""
+        found = [s for s in self.states.values() if s.get("__id__") == state_id]
+        assert found, f"{state_id} did not run: {self.comments()}"
+        return found[0]
+
     def comments(self) -> str:
         return "\n".join(f"{s['__id__']}: {s.get('comment')}" for s in self.states.values())
 
