@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import logging
 import os
 import threading
@@ -34,6 +35,8 @@ SERVERS = [{"id": 101, "name": "haproxy-01", "public_ipv4": "127.0.0.11", "priva
            {"id": 102, "name": "haproxy-02", "public_ipv4": "127.0.0.12", "private": {}},
            {"id": 103, "name": "haproxy-03", "public_ipv4": "127.0.0.13", "private": {}}]
 MUTATING = ("POST", "PUT", "DELETE")
+# The lab run's figures (orch.deploy with the balancer step), for the README.
+TIMINGS = REPO_ROOT / "bench" / "out" / "hetzner.json"
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
@@ -333,6 +336,12 @@ def test_orch_deploy_puts_the_cloud_balancer_in_front_and_writes_go_through_it(
             assert frontend["result"] is True and "created" in frontend["comment"]
             healthy = result.by_id("pgha-orch-deploy-frontend-healthy")
             assert healthy["result"] is True, healthy["comment"]
+            timings = {"orch.deploy seconds": round(result.seconds, 1),
+                       "hcloud_lb.present (create) seconds": round(frontend["duration"] / 1000, 2),
+                       "targets healthy after seconds": round(healthy["duration"] / 1000, 2)}
+            TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+            TIMINGS.write_text(json.dumps(timings, indent=2) + "\n")
+            print(timings)
             lb = lab_standin.load_balancer(LB)
             assert sorted(t["server"]["id"] for t in lb["targets"]) == [200, 201]
             # A write through the balancer's address lands on the primary; a read on 5433
