@@ -345,8 +345,9 @@ def _check_hetzner(cfg):
         kinds = [k for k in ("server", "label_selector", "ip") if (target or {}).get(k)] \
             if isinstance(target, dict) else []
         if len(kinds) != 1 or len(target) != 1:
-            errors.append(f"{where}:targets[{index}]: {target!r}; give exactly one of "
-                          "server, label_selector or ip")
+            given = ", ".join(sorted(target)) if isinstance(target, dict) else repr(target)
+            errors.append(f"{where}:targets[{index}]: has {given or 'nothing'}; give exactly "
+                          "one of server, label_selector or ip")
         elif kinds == ["ip"]:
             errors += _check_ip(f"{where}:targets[{index}]:ip", target["ip"])
     return errors

@@ -87,13 +87,20 @@ def postmaster_start(lab, node: str):
     return sql("SELECT pg_postmaster_start_time()", host=NODES[node].address)[0][0]
 
 
+BUDGET = Path(lab_master.master_config()["cachedir"]) / "pgha" / "remediation.json"
+
+
+def attempts_made(key: str) -> int:
+    """Remediation attempts the budget (pgha.remediation_allowed) recorded for *key*."""
+    return len(json.loads(BUDGET.read_text() or "{}").get(key, [])) if BUDGET.exists() else 0
+
+
 def reset_budget(key: str) -> None:
     """Forget earlier remediation attempts for *key*, so a test starts with a full budget."""
-    path = Path(lab_master.master_config()["cachedir"]) / "pgha" / "remediation.json"
-    if path.exists():
-        attempts = json.loads(path.read_text() or "{}")
+    if BUDGET.exists():
+        attempts = json.loads(BUDGET.read_text() or "{}")
         attempts.pop(key, None)
-        path.write_text(json.dumps(attempts))
+        BUDGET.write_text(json.dumps(attempts))
 
 
 # ---- drift: highstate restores what hands changed ---------------------------------------
@@ -263,8 +270,13 @@ def test_a_service_that_always_fails_is_retried_only_up_to_the_limit(cluster, la
         _, alert = master_events.wait("pgha/alert/remediation_limit",
                                       (limit + 1) * HEAL["repeat"] + 60,
                                       lambda d: d.get("minion") == node and d.get("kind") == "service")
+        # The budget's own record: exactly `limit` attempts were made. Their events are
+        # checked too, but Salt's event bus does not promise delivery of every event to a
+        # listener (one of three went missing once), so only as "all failed, none other".
+        assert attempts_made(key) == limit
         attempts = master_events.all(f"pgha/remediation/service/{node}/keepalived")
-        assert [a["result"] for a in attempts] == ["failed"] * limit
+        assert attempts and {a["result"] for a in attempts} == {"failed"}
+        assert len(attempts) <= limit
         assert alert["max_attempts"] == limit and alert["service"] == "keepalived"
         assert sh(lab, node, "systemctl is-active keepalived || true") != "active"
     finally:

@@ -220,8 +220,8 @@ BAD_PILLARS = {
     "hetzner-target-ambiguous": (
         {"frontend": "hetzner", "hetzner": {"load_balancer": {
             "targets": [{"server": "haproxy-01", "ip": "203.0.113.7"}]}}},
-        "pgha:hetzner:load_balancer:targets[0]: {'server': 'haproxy-01', 'ip': '203.0.113.7'}; "
-        "give exactly one of server, label_selector or ip"),
+        "pgha:hetzner:load_balancer:targets[0]: has ip, server; give exactly one of server, "
+        "label_selector or ip"),
     "unknown-key": ({"patroni": {"dsc": {"ttl": 30}}}, "pgha:patroni:dsc: unknown key (a typo?)"),
     "synchronous-unsatisfiable": ({"patroni": {"dcs": {"synchronous_node_count": 3}}},
                                   "pgha:patroni:dcs:synchronous_node_count: 3 synchronous standby(s) "
