@@ -127,6 +127,15 @@ pgha-orch-deploy-frontend:
     - failhard: True
     - require:
       - salt: pgha-orch-deploy-haproxy
+{%-   elif pgha.frontend == "hetzner" and "hcloud_lb.pgha_spec" not in salt %}
+pgha-orch-deploy-frontend:
+  test.fail_without_changes:
+    - comment: >-
+        frontend hetzner: the hcloud_lb module cannot load on the master; install the
+        hcloud library into the salt-master's Python (requirements.txt pins it)
+    - failhard: True
+    - require:
+      - salt: pgha-orch-deploy-haproxy
 {%-   elif pgha.frontend == "hetzner" %}
 {#-   The cloud load balancer is managed from here, the master: only it holds the token. #}
 {%-     set lb = salt["hcloud_lb.pgha_spec"]() %}
@@ -156,7 +165,7 @@ pgha-orch-deploy-end-to-end:
     - failhard: True
     - require:
       - salt: pgha-orch-deploy-haproxy
-{%-   if pgha.frontend == "hetzner" %}
+{%-   if pgha.frontend == "hetzner" and "hcloud_lb.pgha_spec" in salt %}
       - hcloud_lb: pgha-orch-deploy-frontend-healthy
 {%-   endif %}
 {%- endif %}
