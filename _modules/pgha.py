@@ -331,6 +331,9 @@ def _check_hetzner(cfg):
     if lb.get("health_check", {}).get("protocol") not in HETZNER_CHECKS:
         errors.append(f"{where}:health_check:protocol: {lb['health_check'].get('protocol')!r}; "
                       f"use one of {', '.join(HETZNER_CHECKS)}")
+    if not lb.get("public_interface") and not lb.get("network"):
+        errors.append(f"{where}:public_interface: false needs {where}:network: with no "
+                      "public interface, clients and targets are reached only through it")
     if lb.get("ip") and not lb.get("network"):
         errors.append(f"{where}:ip: {lb['ip']} needs {where}:network, the network it is in")
     errors += _check_ip(f"{where}:ip", lb.get("ip"))

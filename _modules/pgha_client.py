@@ -34,10 +34,21 @@ def _front(host):
         return cfg, host
     if cfg["frontend"] == "keepalived":
         return cfg, cfg["keepalived"]["vip"]
+    if cfg["hetzner"].get("address"):
+        return cfg, cfg["hetzner"]["address"]
     if "hcloud_lb.address" not in __salt__:
         raise CommandExecutionError("no front-end address: pass host=, set "
                                     "pgha:hetzner:address, or install hcloud to ask the API")
-    return cfg, __salt__["hcloud_lb.address"]()
+    address = __salt__["hcloud_lb.address"]()
+    if not address:
+        raise CommandExecutionError("the load balancer has neither a private nor a public IPv4: "
+                                    "set pgha:hetzner:address")
+    return cfg, address
+
+
+def _reads_served(cfg):
+    """Whether the front end serves the reader port (a Hetzner balancer may not)."""
+    return cfg["frontend"] != "hetzner" or cfg["hetzner"]["load_balancer"]["reader_service"]
 
 
 def _connect(cfg, host, port, dbname="postgres", timeout=5):
@@ -117,7 +128,10 @@ def end_to_end(host=None, timeout=60):
                 return server
 
         # A synchronous standby has the commit on disk but may not have replayed it yet.
-        report["reader"] = _retry(f"reader port {host}:{reader_port}", timeout, read_replica)
+        if _reads_served(cfg):
+            report["reader"] = _retry(f"reader port {host}:{reader_port}", timeout, read_replica)
+        else:
+            report["reader"] = "not served by the front end (pgha:hetzner:load_balancer:reader_service)"
         report["rows"] = len(rows)
     finally:
         try:

@@ -26,6 +26,7 @@ derives from the pillar:
           - server: haproxy-02
 """
 
+import ipaddress
 import logging
 import time
 
@@ -68,7 +69,12 @@ def _desired(load_balancer_type, location, network_zone, algorithm, labels, publ
             raise SaltInvocationError(f"target {target!r}: give exactly one of server, "
                                       "label_selector or ip (plus use_private_ip)")
         data = {kinds[0]: target[kinds[0]]}
-        if kinds[0] != "ip":
+        if kinds[0] == "ip":
+            try:
+                data["ip"] = str(ipaddress.ip_address(target["ip"]))
+            except ValueError:
+                raise SaltInvocationError(f"target {target!r}: not an IP address") from None
+        else:
             data["use_private_ip"] = bool(target.get("use_private_ip", False))
         wanted_targets.append(data)
     return {
@@ -110,7 +116,11 @@ def _resolve(hc, network, targets):
 
 
 def _plan(current, want, network_id, ip):
-    """(change key, old, new) for every difference, in the order they are applied."""
+    """(change key, old, new) for every difference, in the order they can be applied.
+
+    Hetzner refuses to switch the public interface off while the balancer has no network
+    or a target does not use its private IP: switching on comes first, off comes last.
+    """
     steps = []
     where = current["location"] if want["location"] else current["network_zone"]
     if where != (want["location"] or want["network_zone"]):
@@ -118,7 +128,10 @@ def _plan(current, want, network_id, ip):
             f"load balancer {current['name']} is in {where}; the pillar wants "
             f"{want['location'] or want['network_zone']}. A load balancer cannot move: "
             "remove it (hcloud_lb.absent) to re-create it there")
-    for key in ("type", "algorithm", "labels", "public_interface"):
+    public = ("public_interface", current["public_interface"], want["public_interface"])
+    if want["public_interface"] and not current["public_interface"]:
+        steps.append(public)
+    for key in ("type", "algorithm", "labels"):
         if current[key] != want[key]:
             steps.append((key, current[key], want[key]))
     if network_id:
@@ -145,14 +158,17 @@ def _plan(current, want, network_id, ip):
             steps.append(("service", have[port], wanted[port]))
     for port in sorted(set(wanted) - set(have)):
         steps.append(("service", None, wanted[port]))
+    # Target by target (a changed one is removed and re-added at once), so the others
+    # keep serving while one changes.
     have_targets = {_target_key(t): t for t in current["targets"]}
     want_targets = {_target_key(t): t for t in want["targets"]}
-    for key, target in have_targets.items():
-        if want_targets.get(key) != target:
-            steps.append(("target", target, None))
-    for key, target in want_targets.items():
-        if have_targets.get(key) != target:
-            steps.append(("target", None, target))
+    for key in list(have_targets) + [k for k in want_targets if k not in have_targets]:
+        old, new = have_targets.get(key), want_targets.get(key)
+        if old != new:
+            steps += [step for step in (("target", old, None), ("target", None, new))
+                      if step[1] or step[2]]
+    if current["public_interface"] and not want["public_interface"]:
+        steps.append(public)
     return steps
 
 
@@ -184,9 +200,6 @@ def _apply(hc, lb, step, server_ids):
         target = new or old
         verb, func = ("add", lb.add_target) if new else ("remove", lb.remove_target)
         server_id = server_ids.get(target.get("server")) if "server" in target else None
-        if old and "server" in old and server_id is None:
-            server_id = call(hc, f"read server {old['server']}", hc.servers.get_by_name,
-                             old["server"]).id
         call(hc, f"{verb} target {dict(target)}", func,
              util["pgha_hcloud.to_target"](target, server_id))
 
@@ -242,6 +255,8 @@ def present(name, load_balancer_type="lb11", location=None, network_zone=None,
             return _create(ret, hc, name, want, network_id, ip, server_ids)
         current = __utils__["pgha_hcloud.describe"](hc, lb)
         steps = _plan(current, want, network_id, ip)
+        # Targets to remove are known by the IDs the balancer holds.
+        server_ids = dict(current["server_ids"], **server_ids)
     except (CommandExecutionError, SaltInvocationError) as exc:
         ret.update(result=False, comment=f"load balancer {name}: {exc}")
         return ret
@@ -275,16 +290,19 @@ def _create(ret, hc, name, want, network_id, ip, server_ids):
         ret.update(result=None, comment=f"load balancer {name} would be created")
         return ret
     util = __utils__
-    # A fixed private IP is only given when attaching: create without the network, then
-    # attach; private-IP targets can only be added once attached.
+    # A fixed private IP is only given when attaching: create without the network (and
+    # with the public interface on, which Hetzner requires until there is one), then
+    # attach, add the private-IP targets, and only then switch the public interface off.
     later = [t for t in want["targets"] if ip and t.get("use_private_ip")]
     first = [t for t in want["targets"] if t not in later]
     lb = util["pgha_hcloud.create"](
-        hc, name, want, [util["pgha_hcloud.to_service"](s) for s in want["services"]],
+        hc, name, dict(want, public_interface=want["public_interface"] or bool(ip)),
+        [util["pgha_hcloud.to_service"](s) for s in want["services"]],
         [util["pgha_hcloud.to_target"](t, server_ids.get(t.get("server"))) for t in first],
         None if ip else network_id)
     steps = ([("network", None, {"network": network_id, "ip": ip})] if ip else []) + \
-        [("target", None, t) for t in later]
+        [("target", None, t) for t in later] + \
+        ([("public_interface", True, False)] if ip and not want["public_interface"] else [])
     for step in steps:
         try:
             _apply(hc, lb, step, server_ids)

@@ -12,6 +12,7 @@ salt-master, for orchestrations). It is only ever handed to the library: nothing
 returns, logs or raises it.
 """
 
+import ipaddress
 import logging
 import os
 
@@ -32,6 +33,7 @@ try:
         LoadBalancerTargetIP,
         LoadBalancerTargetLabelSelector,
     )
+    from hcloud.load_balancers.domain import DeleteLoadBalancerResponse
     from hcloud.locations import Location
     from hcloud.networks import Network
     from hcloud.servers import Server
@@ -62,7 +64,9 @@ def endpoint(settings):
 
 def client(settings):
     """An ``hcloud.Client`` for the project whose token *settings* (``pgha:hetzner``) name."""
-    token = settings.get("token") or os.environ.get("HCLOUD_TOKEN")
+    # Stray whitespace (a token pasted from a file) would make requests reject the header
+    # with the token in its message.
+    token = (settings.get("token") or os.environ.get("HCLOUD_TOKEN") or "").strip()
     if not token:
         raise CommandExecutionError(
             "no Hetzner Cloud API token: set pgha:hetzner:token in a pillar only the "
@@ -79,26 +83,27 @@ def call(hc, what, func, *args, **kwargs):
     """
     Run one API call (and wait for the action it starts, if any); any failure becomes
     a ``CommandExecutionError`` that names *what* was being done and Hetzner's error
-    code and message.
+    code and message. The library's own exception is not chained: its text can hold
+    request headers, and so the token.
     """
     try:
         result = func(*args, **kwargs)
-        action = result.action if isinstance(result, CreateLoadBalancerResponse) else result
+        responses = (CreateLoadBalancerResponse, DeleteLoadBalancerResponse)
+        action = result.action if isinstance(result, responses) else result
         if isinstance(action, BoundAction):
             action.wait_until_finished()
         return result
     except APIException as exc:
         raise CommandExecutionError(f"Hetzner Cloud API: {exc.code}: {exc.message} (while "
-                                    f"trying to {what})", info={"code": exc.code,
-                                                                "details": exc.details})
+                                    f"trying to {what})") from None
     except ActionException as exc:
         error = exc.action.error or {}
         raise CommandExecutionError(
             f"Hetzner Cloud API: action {exc.action.command} {exc.action.status}: "
-            f"{error.get('code', '')}: {error.get('message', '')} (while trying to {what})")
+            f"{error.get('code', '')}: {error.get('message', '')} (while trying to {what})") from None
     except requests.RequestException as exc:
         raise CommandExecutionError(f"cannot reach the Hetzner Cloud API at {hc.pgha_endpoint} "
-                                    f"(while trying to {what}): {type(exc).__name__}")
+                                    f"(while trying to {what}): {type(exc).__name__}") from None
 
 
 # ---- plain-data descriptions -------------------------------------------------------------
@@ -148,7 +153,7 @@ def target_data(target, server_names):
     elif target.type == "label_selector":
         data = {"label_selector": target.label_selector.selector}
     else:
-        data = {"ip": target.ip.ip}
+        data = {"ip": str(ipaddress.ip_address(target.ip.ip))}  # one spelling per address
     if target.type != "ip":
         data["use_private_ip"] = bool(target.use_private_ip)
     return data
@@ -194,6 +199,8 @@ def describe(hc, lb):
         "services": sorted((service_data(s) for s in lb.services or []),
                            key=lambda s: s["listen_port"]),
         "targets": [target_data(t, names) for t in lb.targets or []],
+        # For removing a server target by the name shown above.
+        "server_ids": {name: sid for sid, name in names.items()},
         "health": {key: value for t in lb.targets or [] for key, value in health(t, names).items()},
     }
 

@@ -542,6 +542,7 @@ class HcloudStandin:
               "protection": {"delete": False}, "targets": [], "services": [],
               "algorithm": {"type": body.get("algorithm", {}).get("type", "round_robin")},
               "outgoing_traffic": 0, "ingoing_traffic": 0, "included_traffic": 21990232555520}
+        lb["public_net"]["enabled"] = True  # until the targets are in (checked below)
         if "network" in body:
             self._attach(lb, {"network": body["network"]})
         for i, service in enumerate(body.get("services", [])):
@@ -550,6 +551,9 @@ class HcloudStandin:
         for i, target in enumerate(body.get("targets", [])):
             with _within(f"targets[{i}]"):
                 self._add_target(lb, target)
+        if not body.get("public_interface", True):
+            self._check_private_only(lb)
+            lb["public_net"]["enabled"] = False
         self._lbs[lb_id] = lb
         self._changed()
         return 201, {"load_balancer": self._render(lb), "action": self._action("create_load_balancer", lb_id)}
@@ -608,6 +612,8 @@ class HcloudStandin:
         elif cmd == "change_protection":
             lb["protection"]["delete"] = body.get("delete", lb["protection"]["delete"])
         else:
+            if cmd == "disable_public_interface":
+                self._check_private_only(lb)
             lb["public_net"]["enabled"] = cmd == "enable_public_interface"
         self._changed()
         return 201, {"action": self._action(ACTION_COMMANDS.get(cmd, cmd), lb_id, extra)}
@@ -701,12 +707,24 @@ class HcloudStandin:
         if private and server and lb["private_net"][0]["network"] not in server["private"]:
             raise ApiError("server_not_attached_to_network", "The server you are trying to add as a target is not "
                            "attached to the same network as the Load Balancer")
+        if not private and not lb["public_net"]["enabled"]:
+            raise ApiError("load_balancer_public_interface_disabled",
+                           "The Load Balancer's public network interface is disabled")
         if any(_ident(t) == _ident(p) for t in lb["targets"]):
             raise ApiError("target_already_defined", "The Load Balancer target you are trying to define is already defined")
         target = {"type": kind, kind: dict(p[kind])}
         if kind != "ip":
             target["use_private_ip"] = private
         lb["targets"].append(target)
+
+    @staticmethod
+    def _check_private_only(lb):
+        """A balancer without a public interface needs a network, and private targets only."""
+        if not lb["private_net"]:
+            raise ApiError("load_balancer_not_attached_to_network", "The Load Balancer is not attached to a network")
+        if any(not t.get("use_private_ip") for t in lb["targets"]):
+            raise ApiError("targets_without_use_private_ip",
+                           "The Load Balancer has targets that use the public IP instead of the private IP")
 
     def _attach(self, lb, p):
         net = self.networks.get(p["network"]) or self._missing("network", p["network"])

@@ -31,9 +31,12 @@ TOKEN = "standin-token-" + uuid.uuid4().hex
 LB = "lb-haproxy-test"
 HEALTH_PORT = 18404
 # Two fake haproxy servers on loopback addresses, each answering the health check.
-SERVERS = [{"id": 101, "name": "haproxy-01", "public_ipv4": "127.0.0.11", "private": {}},
-           {"id": 102, "name": "haproxy-02", "public_ipv4": "127.0.0.12", "private": {}},
+SERVERS = [{"id": 101, "name": "haproxy-01", "public_ipv4": "127.0.0.11", "private": {7: "10.0.0.11"}},
+           {"id": 102, "name": "haproxy-02", "public_ipv4": "127.0.0.12", "private": {7: "10.0.0.12"}},
            {"id": 103, "name": "haproxy-03", "public_ipv4": "127.0.0.13", "private": {}}]
+NETWORKS = [{"id": 7, "name": "pgha-net", "ip_range": "10.0.0.0/16"}]
+PRIVATE_TARGETS = [{"server": "haproxy-01", "use_private_ip": True},
+                   {"server": "haproxy-02", "use_private_ip": True}]
 MUTATING = ("POST", "PUT", "DELETE")
 # The lab run's figures (orch.deploy with the balancer step), for the README.
 TIMINGS = REPO_ROOT / "bench" / "out" / "hetzner.json"
@@ -81,7 +84,7 @@ def spec(**changes) -> dict:
 
 @pytest.fixture(scope="module")
 def standin():
-    api = HcloudStandin(token=TOKEN, servers=SERVERS, check_scale=0.3).start()
+    api = HcloudStandin(token=TOKEN, servers=SERVERS, networks=NETWORKS, check_scale=0.3).start()
     with health_endpoint("127.0.0.11"), health_endpoint("127.0.0.12"):
         yield api
     api.stop()
@@ -220,6 +223,47 @@ def test_removing_a_target_and_a_service(loaders, standin, calls):
         ("POST", f"/v1/load_balancers/{lb['id']}/actions/update_service")]
     assert [s["listen_port"] for s in lb["services"]] == [5432]
     assert sorted(t["server"]["id"] for t in lb["targets"]) == [101, 102]
+
+
+# ---- private-only: Hetzner's order rules ------------------------------------------------
+
+def actions_of(calls) -> list[str]:
+    return [path.rsplit("/", 1)[-1] for _, path in calls]
+
+
+def test_a_private_only_balancer_with_a_fixed_ip_is_built_in_the_order_hetzner_allows(
+        loaders, standin, calls):
+    # The public interface can go off only once the balancer is in the network and every
+    # target uses its private IP (the stand-in refuses otherwise, as Hetzner does).
+    private = spec(name="lb-private-test", network="pgha-net", ip="10.0.0.5",
+                   public_interface=False, targets=PRIVATE_TARGETS)
+    ret = loaders.states.hcloud_lb.present(**private)
+    assert ret.result is True, ret.comment
+    assert actions_of(calls()) == ["load_balancers", "attach_to_network", "add_target",
+                                   "add_target", "disable_public_interface"]
+    lb = standin.load_balancer("lb-private-test")
+    assert lb["private_net"] == [{"network": 7, "ip": "10.0.0.5"}]
+    assert lb["public_net"]["enabled"] is False
+    again = loaders.states.hcloud_lb.present(**private)
+    assert again.result is True and again.changes == {}, again.comment
+    assert loaders.states.hcloud_lb.absent(name="lb-private-test").result is True
+
+
+def test_a_public_balancer_is_moved_behind_a_network_target_by_target(loaders, standin, calls):
+    public = spec(name="lb-move-test")
+    assert loaders.states.hcloud_lb.present(**public).result is True
+    mark = len(calls())
+    ret = loaders.states.hcloud_lb.present(**dict(public, network="pgha-net",
+                                                  public_interface=False,
+                                                  targets=PRIVATE_TARGETS))
+    assert ret.result is True, ret.comment
+    assert actions_of(calls()[mark:]) == ["attach_to_network", "remove_target", "add_target",
+                                          "remove_target", "add_target",
+                                          "disable_public_interface"]
+    assert ret.changes["public_interface"] == {"old": True, "new": False}
+    lb = standin.load_balancer("lb-move-test")
+    assert all(t["use_private_ip"] for t in lb["targets"]) and lb["public_net"]["enabled"] is False
+    assert loaders.states.hcloud_lb.absent(name="lb-move-test").result is True
 
 
 # ---- errors: named, and nothing half-done -------------------------------------------------
