@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "hcloud_lb"
 
+# A target is exactly one of these (see ``present``).
+TARGET_KINDS = ("server", "label_selector", "ip")
+
 
 def __virtual__():
     if "hcloud_lb.lb_get" not in __salt__:
@@ -50,7 +53,7 @@ def _hc():
 
 
 def _target_key(target):
-    kind = next(k for k in ("server", "label_selector", "ip") if k in target)
+    kind = next(k for k in TARGET_KINDS if k in target)
     return kind, str(target[kind])
 
 
@@ -64,7 +67,7 @@ def _desired(load_balancer_type, location, network_zone, algorithm, labels, publ
         raise SaltInvocationError(f"services: listen ports repeat: {ports}")
     wanted_targets = []
     for target in targets or []:
-        kinds = [k for k in ("server", "label_selector", "ip") if target.get(k)]
+        kinds = [k for k in TARGET_KINDS if target.get(k)]
         if len(kinds) != 1 or set(target) - {kinds[0], "use_private_ip"}:
             raise SaltInvocationError(f"target {target!r}: give exactly one of server, "
                                       "label_selector or ip (plus use_private_ip)")

@@ -15,6 +15,8 @@
 {%- set haproxy = pgha.haproxy_members %}
 {%- set bootstrap = pgha.bootstrap_node %}
 {%- set replicas = postgres | reject("equalto", bootstrap) | list %}
+{#- frontend hetzner: the master manages the balancer, with the hcloud library. #}
+{%- set hcloud_loaded = pgha.frontend == "hetzner" and "hcloud_lb.pgha_spec" in salt %}
 
 # 1. The pillar, before any node is touched.
 pgha-orch-deploy-validate:
@@ -127,7 +129,7 @@ pgha-orch-deploy-frontend:
     - failhard: True
     - require:
       - salt: pgha-orch-deploy-haproxy
-{%-   elif pgha.frontend == "hetzner" and "hcloud_lb.pgha_spec" not in salt %}
+{%-   elif pgha.frontend == "hetzner" and not hcloud_loaded %}
 pgha-orch-deploy-frontend:
   test.fail_without_changes:
     - comment: >-
@@ -165,7 +167,7 @@ pgha-orch-deploy-end-to-end:
     - failhard: True
     - require:
       - salt: pgha-orch-deploy-haproxy
-{%-   if pgha.frontend == "hetzner" and "hcloud_lb.pgha_spec" in salt %}
+{%-   if hcloud_loaded %}
       - hcloud_lb: pgha-orch-deploy-frontend-healthy
 {%-   endif %}
 {%- endif %}

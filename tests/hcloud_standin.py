@@ -646,20 +646,20 @@ class HcloudStandin:
     def _merge_service(svc, p):
         """Apply payload p onto stored service svc (in place) and check the result is consistent."""
         svc.update({k: p[k] for k in ("protocol", "destination_port", "proxyprotocol") if k in p})
-        if svc["protocol"] == "tcp":
-            if "http" in p:
-                raise _invalid("http", "only allowed for protocol http or https")
-            svc.pop("http", None)
-        else:
-            svc["http"] = {**copy.deepcopy(svc.get("http") or SVC_HTTP_DEFAULT), **copy.deepcopy(p.get("http", {}))}
+        HcloudStandin._merge_http(svc, p, SVC_HTTP_DEFAULT, "http", "protocol")
         hc, hp = svc["health_check"], p.get("health_check", {})
         hc.update({k: v for k, v in hp.items() if k != "http"})
-        if hc["protocol"] == "tcp":
-            if "http" in hp:
-                raise _invalid("health_check.http", "only allowed for health check protocol http or https")
-            hc.pop("http", None)
+        HcloudStandin._merge_http(hc, hp, HC_HTTP_DEFAULT, "health_check.http", "health check protocol")
+
+    @staticmethod
+    def _merge_http(obj, payload, default, field, what):
+        """obj's `http` part: none for tcp (the payload may not give one), else payload over stored."""
+        if obj["protocol"] == "tcp":
+            if "http" in payload:
+                raise _invalid(field, f"only allowed for {what} http or https")
+            obj.pop("http", None)
         else:
-            hc["http"] = {**copy.deepcopy(hc.get("http") or HC_HTTP_DEFAULT), **copy.deepcopy(hp.get("http", {}))}
+            obj["http"] = {**copy.deepcopy(obj.get("http") or default), **copy.deepcopy(payload.get("http", {}))}
 
     def _add_service(self, lb, p):
         _check(p, _SERVICE_ADD)

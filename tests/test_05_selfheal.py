@@ -90,16 +90,19 @@ def postmaster_start(lab, node: str):
 BUDGET = Path(lab_master.master_config()["cachedir"]) / "pgha" / "remediation.json"
 
 
+def budget() -> dict:
+    """The attempts pgha.remediation_allowed recorded, by key."""
+    return json.loads(BUDGET.read_text() or "{}") if BUDGET.exists() else {}
+
+
 def attempts_made(key: str) -> int:
-    """Remediation attempts the budget (pgha.remediation_allowed) recorded for *key*."""
-    return len(json.loads(BUDGET.read_text() or "{}").get(key, [])) if BUDGET.exists() else 0
+    return len(budget().get(key, []))
 
 
 def reset_budget(key: str) -> None:
     """Forget earlier remediation attempts for *key*, so a test starts with a full budget."""
-    if BUDGET.exists():
-        attempts = json.loads(BUDGET.read_text() or "{}")
-        attempts.pop(key, None)
+    attempts = budget()
+    if attempts.pop(key, None) is not None:
         BUDGET.write_text(json.dumps(attempts))
 
 
