@@ -4,7 +4,8 @@ Beacon: this node's etcd member, through its /health endpoint.
 Fires ``salt/beacon/<minion>/<beacon name>/unhealthy`` (configured as ``pgha_etcd`` by the
 pgha formula) while the local member runs but answers unhealthy or not at all, at most
 every ``repeat`` seconds. Data: ``member``, ``reason``. A stopped etcd is the
-``pgha_services`` beacon's business, not this one's.
+``pgha_services`` beacon's business, not this one's. Events are signed with this
+minion's Salt key (``pgha_event.sign_events``).
 
 .. code-block:: yaml
 
@@ -12,9 +13,10 @@ every ``repeat`` seconds. Data: ``member``, ``reason``. A stopped etcd is the
       pgha_etcd:
         - beacon_module: etcd3
         - interval: 5
-        - repeat: 60
+        - repeat: 30
 """
 
+import json
 import logging
 import time
 
@@ -31,21 +33,38 @@ def __virtual__():
 
 def validate(config):
     config = salt.utils.beacons.list_to_dict(config)
-    if "repeat" in config and not isinstance(config["repeat"], int):
-        return False, "etcd3 beacon: repeat must be an integer"
+    if not isinstance(config.get("repeat"), int):
+        return False, "etcd3 beacon: repeat must be an integer (the pgha formula sets it)"
     return True, "valid beacon configuration"
 
 
 def beacon(config):
     config = salt.utils.beacons.list_to_dict(config)
-    repeat = config.get("repeat", 60)
+    events = _events(config)
+    return __salt__["pgha_event.sign_events"](config["_beacon_name"], events) if events else []
+
+
+def _members(ctx):
+    """The postgres members as map.jinja derives them, rendered again only when the
+    pillar's node list changed. Rendering fetches the formula's files from the master,
+    and a beacon runs inside the minion's main loop: doing that on every interval kept
+    the loop busy with the master, and under load the minion stopped answering."""
+    nodes = json.dumps(__salt__["pillar.get"]("pgha:nodes", {}), sort_keys=True, default=str)
+    if ctx.get("nodes") != nodes:
+        ctx["members"] = __salt__["pgha.config"](refresh=True)["postgres_members"]
+        ctx["nodes"] = nodes
+    return ctx["members"]
+
+
+def _events(config):
+    repeat = config["repeat"]
     ctx = __context__.setdefault("pgha_etcd_beacon", {})
     me = __grains__["id"]
     if not __salt__["service.status"](config.get("service", "etcd")):
         return []
     # Only a member pillar knows about is watched (a pillar being changed, e.g. a node
     # on its way out, must not look like an unhealthy member).
-    if me not in __salt__["pgha.config"](refresh=True)["postgres_members"]:
+    if me not in _members(ctx):
         return []
     try:
         state = __salt__["etcd3.health"](member=me)[me]

@@ -8,10 +8,14 @@ Fires ``salt/beacon/<minion>/<beacon name>/<kind>`` (the beacon is configured as
     This member became the leader, or stopped being it. Data: ``old_role``,
     ``new_role``, ``old_leader``, ``new_leader``, ``timeline``.
 ``state``
-    The member's state has not been running/streaming for ``failed_grace`` seconds
-    (``start failed``, ``crashed``, ``stopped``, ...), or a replica has run without
-    streaming for ``not_streaming_grace`` seconds (a diverged timeline it cannot
-    follow). Data: ``state``, ``role``, ``since``.
+    The member has been in one failed state for ``failed_grace`` seconds (``start
+    failed``, ``crashed``, ``stopped``, ...), or a replica has run without streaming for
+    ``not_streaming_grace`` seconds (a diverged timeline it cannot follow). Each kind of
+    problem has its own timer, which starts when that problem is first seen and ends
+    when it has not been seen for ``FORGET_AFTER`` seconds or the member is healthy: a
+    replica that was being cloned a moment ago is not "not streaming" for as long as it
+    was cloning. Transitional states (starting, stopping, restarting, creating replica,
+    ...) are no failure. Data: ``state``, ``role``, ``since``.
 ``lag``
     Replication lag above ``lag_bytes``. Data: ``lag``, ``lag_bytes``.
 ``missing``
@@ -20,7 +24,9 @@ Fires ``salt/beacon/<minion>/<beacon name>/<kind>`` (the beacon is configured as
     A parameter change waits for a PostgreSQL restart. Data: ``reasons``.
 
 Transitions fire once; a condition that persists fires again every ``repeat``
-seconds, so a remediation that was rate-limited can be retried later.
+seconds, so a remediation that was rate-limited can be retried later. Every event is
+signed with this minion's Salt key (``pgha_event.sign_events``): the master acts only
+on events whose signature proves the sender.
 
 .. code-block:: yaml
 
@@ -29,7 +35,8 @@ seconds, so a remediation that was rate-limited can be retried later.
         - beacon_module: patroni
         - interval: 5
         - lag_bytes: 16777216
-        - repeat: 60
+        - repeat: 30
+        - not_streaming_grace: 60
 """
 
 import logging
@@ -42,22 +49,45 @@ log = logging.getLogger(__name__)
 __virtualname__ = "patroni"
 
 HEALTHY_STATES = ("running", "streaming")
+# Patroni's states that end by themselves: never a failure.
+TRANSITIONAL_STATES = ("starting", "stopping", "restarting", "creating replica",
+                       "initializing new cluster", "running custom bootstrap script",
+                       "starting after custom bootstrap")
 # Patroni restarts a crashed PostgreSQL itself; a bad state counts once it lasted this long.
 FAILED_GRACE = 15
-# A replica may be 'running' (not streaming) for a while as it reconnects or rewinds.
-NOT_STREAMING_GRACE = 60
+# A problem not seen for this long is over, and its timer ends. Longer than a start
+# attempt's "starting" between two "start failed" (Patroni retries once per loop_wait).
+FORGET_AFTER = 30
 
 
 def __virtual__():
     return __virtualname__
 
 
+REQUIRED = ("lag_bytes", "repeat", "not_streaming_grace")
+
+
 def validate(config):
     config = salt.utils.beacons.list_to_dict(config)
-    for key in ("lag_bytes", "repeat", "not_streaming_grace", "failed_grace"):
+    missing = [key for key in REQUIRED if key not in config]
+    if missing:
+        return False, f"patroni beacon: {', '.join(missing)} missing (the pgha formula sets them)"
+    for key in REQUIRED + ("failed_grace",):
         if key in config and not isinstance(config[key], int):
             return False, f"patroni beacon: {key} must be an integer"
     return True, "valid beacon configuration"
+
+
+def problem(role, state, streaming):
+    """The kind of problem a member's own report shows, or None: a plain function of
+    its role, its Patroni state and whether it streams."""
+    if state in TRANSITIONAL_STATES:
+        return None
+    if state not in HEALTHY_STATES:
+        return state or "unknown"
+    if role == "replica" and not streaming:
+        return "not streaming"
+    return None
 
 
 def _fire(ctx, events, key, repeat, data, now):
@@ -70,9 +100,14 @@ def _fire(ctx, events, key, repeat, data, now):
 
 def beacon(config):
     config = salt.utils.beacons.list_to_dict(config)
-    lag_bytes = config.get("lag_bytes", 16 * 1024 * 1024)
-    repeat = config.get("repeat", 60)
-    grace = config.get("not_streaming_grace", NOT_STREAMING_GRACE)
+    events = _events(config)
+    return __salt__["pgha_event.sign_events"](config["_beacon_name"], events) if events else []
+
+
+def _events(config):
+    lag_bytes = config["lag_bytes"]
+    repeat = config["repeat"]
+    grace = config["not_streaming_grace"]
     ctx = __context__.setdefault("pgha_patroni_beacon", {})
     now = time.time()
     events = []
@@ -105,21 +140,20 @@ def beacon(config):
     if leader:
         ctx["leader"] = leader
 
-    streaming = status.get("replication_state") == "streaming"
-    if state not in HEALTHY_STATES:
-        bad, wait = state, config.get("failed_grace", FAILED_GRACE)
-    elif role == "replica" and not streaming:
-        bad, wait = "not streaming", grace
-    else:
-        bad = None
-    if bad is None:
-        ctx.pop("bad_since", None)
-        ctx.setdefault("fired", {}).pop("state", None)
-    else:
-        since = ctx.setdefault("bad_since", now)
-        if now - since >= wait:
-            _fire(ctx, events, "state", repeat, {"tag": "state", "member": me, "state": bad,
-                                                 "role": role, "since": since}, now)
+    bad = problem(role, state, status.get("replication_state") == "streaming")
+    timers = ctx.setdefault("timers", {})
+    fired = ctx.setdefault("fired", {})
+    for kind in [k for k, t in timers.items()
+                 if (bad is None and state not in TRANSITIONAL_STATES) or now - t["last"] > FORGET_AFTER]:
+        del timers[kind]
+        fired.pop(f"state:{kind}", None)
+    if bad is not None:
+        timer = timers.setdefault(bad, {"since": now, "last": now})
+        timer["last"] = now
+        wait = grace if bad == "not streaming" else config.get("failed_grace", FAILED_GRACE)
+        if now - timer["since"] >= wait:
+            _fire(ctx, events, f"state:{bad}", repeat, {"tag": "state", "member": me, "state": bad,
+                                                        "role": role, "since": timer["since"]}, now)
 
     lag = mine.get("lag") if mine else None
     if role == "replica" and isinstance(lag, int) and lag > lag_bytes:

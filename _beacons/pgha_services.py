@@ -8,7 +8,9 @@ something to count). Running services fire nothing. Salt's own ``service`` beaco
 fires only on a change (no retries after a failed start) or every interval for every
 service (noise); this one does neither.
 
-Data: ``service``, ``running`` (False), ``down_since``.
+Data: ``service``, ``running`` (False), ``down_since``. Events are signed with this
+minion's Salt key (``pgha_event.sign_events``): the master acts only on events whose
+signature proves the sender, and only for a service its role runs.
 
 .. code-block:: yaml
 
@@ -38,13 +40,21 @@ def validate(config):
     config = salt.utils.beacons.list_to_dict(config)
     if not isinstance(config.get("services"), list) or not config["services"]:
         return False, "pgha_services beacon: services must be a non-empty list"
+    for key in ("delay", "repeat"):
+        if not isinstance(config.get(key), int):
+            return False, f"pgha_services beacon: {key} must be an integer (the pgha formula sets it)"
     return True, "valid beacon configuration"
 
 
 def beacon(config):
     config = salt.utils.beacons.list_to_dict(config)
-    delay = config.get("delay", 3)
-    repeat = config.get("repeat", 30)
+    events = _events(config)
+    return __salt__["pgha_event.sign_events"](config["_beacon_name"], events) if events else []
+
+
+def _events(config):
+    delay = config["delay"]
+    repeat = config["repeat"]
     ctx = __context__.setdefault("pgha_services_beacon", {})
     now = time.time()
     events = []

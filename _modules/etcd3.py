@@ -9,6 +9,7 @@ Member IDs are shown as etcdctl shows them (hex); functions accept hex or decima
 """
 
 import logging
+import re
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -47,6 +48,12 @@ def _settings():
 
 def _post(path, payload=None, endpoint=None, timeout=5):
     """POST to the first endpoint that answers; return (endpoint, body)."""
+    url, _, body = _request(path, payload, endpoint=endpoint, timeout=timeout)
+    return url, body
+
+
+def _request(path, payload=None, endpoint=None, timeout=5, expect=(200,)):
+    """POST to the first endpoint that answers; return (endpoint, status, body)."""
     s = _settings()
     endpoints = [endpoint] if endpoint else s["endpoints"]
     if not endpoints:
@@ -62,10 +69,9 @@ def _post(path, payload=None, endpoint=None, timeout=5):
         elif "authentication is not enabled" not in str(body):
             raise CommandExecutionError(f"{SERVICE} at {endpoint}: login as {s['auth'][0]} "
                                         f"failed: {body.get('error', body) if isinstance(body, dict) else body}")
-    url, _, body = __utils__["pgha_http.request"](
+    return __utils__["pgha_http.request"](
         "POST", endpoints, path, SERVICE, json=payload or {}, tls=s["tls"], timeout=timeout,
-        headers=headers)
-    return url, body
+        headers=headers, expect=expect)
 
 
 def _login(endpoints, tls, name, password, timeout=5):
@@ -262,6 +268,212 @@ def move_leader(to=None, away_from=None, timeout=10):
 
 # ---- membership and maintenance ---------------------------------------------------------
 
+# etcd checks a membership change on the member that receives it (strict reconfig check,
+# on by default): for a member add, that member must have been connected to every other
+# voting member for the last 5 s; for a remove or a promote, to a quorum of them. Else it
+# answers HTTP 503 "etcdserver: unhealthy cluster" (or "not enough started members").
+# /health says nothing about this: a member can be healthy and still refuse. Each
+# member's own /metrics (etcd_network_active_peers) shows which peers it is connected to.
+ACTIVE_PEERS = "etcd_network_active_peers"
+RETRY_STATUS = 503
+
+
+def _active_peers(text):
+    """{remote member id (hex): connected} from one member's /metrics text."""
+    peers = {}
+    for line in str(text).splitlines():
+        if not line.startswith(ACTIVE_PEERS + "{"):
+            continue
+        labels, _, value = line.rpartition(" ")
+        remote = re.search(r'Remote="([0-9a-f]+)"', labels)
+        if remote:
+            try:
+                peers[remote.group(1)] = float(value) >= 1
+            except ValueError:
+                continue
+    return peers
+
+
+def _label(m):
+    return m["name"] or f"{m['id']} (not started, {', '.join(m['peer_urls'])})"
+
+
+def _connectivity_problems(member_list, views):
+    """
+    What keeps etcd from accepting a member add: ``{member id: problem}`` for each voting
+    member that is not connected to every other voting member. *views* maps a member id
+    to its active peers (``_active_peers``) or to the error that kept it from answering.
+    """
+    voters = [m for m in member_list if not m["is_learner"]]
+    problems = {}
+    for m in voters:
+        view = views.get(m["id"])
+        if view is None:
+            problems[m["id"]] = f"{_label(m)} has not started: it is connected to no one"
+        elif isinstance(view, str):
+            problems[m["id"]] = f"{_label(m)} does not answer: {view}"
+        else:
+            missing = [_label(o) for o in voters if o["id"] != m["id"] and not view.get(o["id"])]
+            if missing:
+                problems[m["id"]] = f"{_label(m)} is not connected to {', '.join(missing)}"
+    return problems
+
+
+def peer_connections():
+    """
+    Which peers each voting member is connected to, as each member reports it on its own
+    ``/metrics`` (``etcd_network_active_peers``): ``{member: {peer: connected}}``, or
+    ``{member: "<why it did not answer>"}``. etcd accepts a member add only from a member
+    connected to every other voting member.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.peer_connections
+    """
+    member_list = members()
+    views = _views(member_list)
+    names = {m["id"]: _label(m) for m in member_list}
+    return {names[mid]: view if isinstance(view, str) else
+            {names.get(peer, peer): up for peer, up in sorted(view.items())}
+            for mid, view in sorted(views.items())}
+
+
+def _views(member_list):
+    """{member id: active peers, or the error} for every started voting member."""
+    s = _settings()
+    views = {}
+    for m in member_list:
+        if m["is_learner"] or not m["name"]:
+            continue
+        url = s["members"].get(m["name"]) or (m["client_urls"] or [None])[0]
+        if not url:
+            views[m["id"]] = "no client URL"
+            continue
+        try:
+            _, _, text = __utils__["pgha_http.request"]("GET", url, "/metrics", SERVICE,
+                                                        tls=s["tls"], timeout=3)
+            views[m["id"]] = _active_peers(text)
+        except CommandExecutionError as exc:
+            views[m["id"]] = str(exc)
+    return views
+
+
+def membership_ready():
+    """
+    Whether etcd would accept a membership change now: ``{ready, problems, members}``.
+    Ready when every voting member is connected to every other one; each problem names
+    a member and the peers it is not connected to (or why it does not answer).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.membership_ready
+    """
+    member_list = members()
+    problems = sorted(_connectivity_problems(member_list, _views(member_list)).values())
+    return {"ready": not problems, "problems": problems,
+            "members": sorted(_label(m) for m in member_list)}
+
+
+def wait_membership_ready(timeout=None, interval=1):
+    """
+    Wait until etcd would accept a membership change (``membership_ready``), up to
+    *timeout* seconds (default ``pgha:checks:etcd_membership_timeout``); then raise,
+    naming each member that is not connected and to whom.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.wait_membership_ready timeout=120
+    """
+    timeout = _membership_timeout(timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = membership_ready()
+            problems = state["problems"]
+        except CommandExecutionError as exc:
+            state, problems = None, [str(exc)]
+        if not problems:
+            return state
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(
+                f"etcd would not accept a membership change after {timeout:.0f}s: "
+                + "; ".join(problems))
+        time.sleep(float(interval))
+
+
+def _membership_timeout(timeout):
+    if timeout is not None:
+        return float(timeout)
+    return float(__salt__["pgha.config"](redact=False)["checks"]["etcd_membership_timeout"])
+
+
+def _change_membership(path, payload, what, timeout=None, done=None, leader_only=False,
+                       exclude=None):
+    """
+    Send a membership change to a member etcd accepts it from, retrying etcd's 503
+    ("unhealthy cluster", "not enough started members") with backoff until *timeout*.
+    *done*, if given, is asked before every attempt whether an earlier one that got no
+    answer was applied after all (it returns the result then). *exclude* is a member id
+    never to send it to (the one being removed). Returns etcd's answer.
+    """
+    timeout = _membership_timeout(timeout)
+    deadline = time.monotonic() + timeout
+    delay, last = 0.5, None
+    urls = _settings()["members"]
+    while True:
+        if done is not None:
+            result = done()
+            if result is not None:
+                return result
+        try:
+            member_list = members()
+            problems = _connectivity_problems(member_list, _views(member_list))
+            leader = status()["leader_name"] if leader_only else None
+        except CommandExecutionError as exc:
+            member_list, problems, leader = [], {"": str(exc)}, None
+        # Members connected to every other voter first (etcd's condition for an add),
+        # this node's own member first among them; the others after them, since a
+        # remove or a promote needs the receiver connected to a quorum only.
+        me = __salt__["pgha.config"](redact=False)["id"]
+        candidates = sorted((m for m in member_list if m["name"] and not m["is_learner"]
+                             and m["id"] != exclude),
+                            key=lambda m: (m["id"] in problems, m["name"] != me))
+        names = [m["name"] for m in candidates]
+        if leader_only:
+            names = [leader] if leader in names else []
+        for name in names:
+            endpoint = urls.get(name) or next(
+                (m["client_urls"][0] for m in member_list if m["name"] == name and m["client_urls"]), None)
+            if not endpoint:
+                continue
+            try:
+                url, status_code, body = _request(path, payload, endpoint=endpoint, expect=None)
+            except CommandExecutionError as exc:
+                last = str(exc)
+                continue
+            if status_code == 200:
+                return body
+            text = body.get("message") or body.get("error") or body if isinstance(body, dict) else body
+            if status_code != RETRY_STATUS:
+                raise CommandExecutionError(f"{SERVICE} POST {url}{path} returned HTTP "
+                                            f"{status_code}: {text}")
+            last = f"{name} answered HTTP {status_code}: {text}"
+        why = "; ".join(sorted(problems.values())) or last or "no member to send it to"
+        if time.monotonic() >= deadline:
+            raise CommandExecutionError(
+                f"etcd refused to {what} for {timeout:.0f}s: {why}"
+                + (f" (last answer: {last})" if last and problems else ""))
+        log.info("etcd is not ready to %s (%s); retrying in %.1fs", what, why, delay)
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 def _peer_url(peer_url=None, address=None):
     if peer_url:
         return peer_url
@@ -271,13 +483,18 @@ def _peer_url(peer_url=None, address=None):
     return f"{cfg['scheme']}://{address}:{cfg['etcd']['peer_port']}"
 
 
-def member_add(peer_url=None, address=None, learner=True):
+def member_add(peer_url=None, address=None, learner=True, timeout=None):
     """
     Announce a new member by its peer URL (``member add``), as a learner by default: a
     learner receives the log but does not vote, so a new member that is slow to catch
     up cannot cost the cluster its quorum. Start the new member afterwards with
     ``initial-cluster-state existing`` and an empty data directory, then
     ``member_promote`` it.
+
+    The request goes to a member that is connected to every other voting member (what
+    etcd requires), and etcd's "unhealthy cluster" answers are retried with backoff for
+    up to *timeout* seconds (default ``pgha:checks:etcd_membership_timeout``). Then it
+    fails, naming the members that are not connected.
 
     CLI Example:
 
@@ -290,14 +507,23 @@ def member_add(peer_url=None, address=None, learner=True):
         if url in m["peer_urls"]:
             raise CommandExecutionError(f"an etcd member with peer URL {url} exists already "
                                         f"(id {m['id']}, name {m['name'] or 'not started'})")
-    _, body = _post("/v3/cluster/member/add", {"peerURLs": [url], "isLearner": bool(learner)})
+
+    def added():
+        # A request that got no answer may have been applied: never add twice.
+        return next(({"member": {"ID": int(m["id"], 16), "peerURLs": m["peer_urls"],
+                                 "isLearner": m["is_learner"], "name": m["name"]}}
+                     for m in members() if url in m["peer_urls"]), None)
+    body = _change_membership("/v3/cluster/member/add", {"peerURLs": [url], "isLearner": bool(learner)},
+                              f"add {url}", timeout=timeout, done=added)
     return _member(body["member"])
 
 
-def member_promote(member):
+def member_promote(member, timeout=None):
     """
     Promote a learner to a voting member (by name or id). etcd refuses while the
-    learner's log is not caught up with the leader's; its message is passed on.
+    learner's log is not caught up with the leader's; its message is passed on. An
+    "unhealthy cluster" answer is retried for up to *timeout* seconds (default
+    ``pgha:checks:etcd_membership_timeout``).
 
     CLI Example:
 
@@ -311,16 +537,16 @@ def member_promote(member):
     # Ask the leader itself: a follower forwards the request over the peer API, and with
     # TLS and authentication on, etcd 3.5 answers that only with "request timed out"
     # (measured), hiding the leader's real reason.
-    leader = status()["leader_name"]
-    endpoint = _settings()["members"].get(leader)
-    _post("/v3/cluster/member/promote", {"ID": str(_parse_id(target["id"]))}, endpoint=endpoint)
+    _change_membership("/v3/cluster/member/promote", {"ID": str(_parse_id(target["id"]))},
+                       f"promote {_label(target)}", timeout=timeout, leader_only=True)
     return {"promoted": True, "member": target["name"]}
 
 
-def member_remove(member):
+def member_remove(member, timeout=None):
     """
     Remove a member (by name or id) from the cluster. Refused when it would leave the
-    cluster without a quorum of its remaining voters.
+    cluster without a quorum of its remaining voters. An "unhealthy cluster" answer is
+    retried for up to *timeout* seconds (default ``pgha:checks:etcd_membership_timeout``).
 
     CLI Example:
 
@@ -338,7 +564,12 @@ def member_remove(member):
             raise CommandExecutionError(
                 f"removing {target['name'] or target['id']} would leave {len(alive)} healthy of "
                 f"{len(remaining)} voters: no quorum")
-    _post("/v3/cluster/member/remove", {"ID": str(_parse_id(target["id"]))})
+
+    def removed():
+        return {} if all(m["id"] != target["id"] for m in members()) else None
+    _change_membership("/v3/cluster/member/remove", {"ID": str(_parse_id(target["id"]))},
+                       f"remove {_label(target)}", timeout=timeout, done=removed,
+                       exclude=target["id"])
     return {"removed": True, "member": target["name"] or target["id"]}
 
 
@@ -395,6 +626,57 @@ def defragment(member=None):
         after = status(endpoint=m["client_urls"][0])["db_size"]
         result[m["name"]] = {"db_size_before": before, "db_size_after": after}
     return result
+
+
+# ---- keys (pgha's own, outside Patroni's prefix) -----------------------------------------
+
+def kv_get(key):
+    """
+    Return the value of *key* (a string), or None when it does not exist.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.kv_get /pgha/pgha/dcs_overrides
+    """
+    _, body = _post("/v3/kv/range", {"key": _b64(key)})
+    kvs = body.get("kvs") or []
+    return _b64decode(kvs[0].get("value")) if kvs else None
+
+
+def kv_put(key, value, ttl=None):
+    """
+    Set *key* to *value* (a string). With *ttl* (seconds) the key is bound to a new
+    lease and disappears by itself when it runs out, so a run that dies half way
+    cannot leave it behind.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.kv_put /pgha/pgha/note hello ttl=60
+    """
+    payload = {"key": _b64(key), "value": _b64(str(value))}
+    if ttl:
+        _, lease = _post("/v3/lease/grant", {"TTL": int(ttl)})
+        payload["lease"] = lease["ID"]
+    _post("/v3/kv/put", payload)
+    return {"key": key, "ttl": int(ttl) if ttl else None}
+
+
+def kv_delete(key):
+    """
+    Delete *key*; returns how many keys were deleted (0 or 1).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.kv_delete /pgha/pgha/note
+    """
+    _, body = _post("/v3/kv/deleterange", {"key": _b64(key)})
+    return int(body.get("deleted", 0))
 
 
 # ---- authentication ---------------------------------------------------------------------

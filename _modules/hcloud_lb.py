@@ -141,7 +141,7 @@ def pgha_spec():
         else:
             check["port"] = port
         return {"protocol": "tcp", "listen_port": port, "destination_port": port,
-                "proxyprotocol": False, "health_check": check}
+                "proxyprotocol": lb["proxy_protocol"], "health_check": check}
 
     ports = [haproxy["writer_port"]] + ([haproxy["reader_port"]] if lb["reader_service"] else [])
     targets = lb.get("targets") or [{"server": name} for name in cfg["haproxy_members"]]

@@ -11,6 +11,7 @@ restart and reinit are requests to Patroni, which decides and acts.
 """
 
 import logging
+import re
 import time
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -23,6 +24,25 @@ __func_alias__ = {"list_": "list"}
 REPLICA_ROLES = ("replica", "sync_standby", "quorum_standby")
 LEADER_ROLES = ("leader", "standby_leader")
 SERVICE = "Patroni REST API"
+
+# Patroni's member states. Transitional ones end by themselves and are never failures:
+# a replica that is being cloned, restarted or rewound must not be touched.
+TRANSITIONAL_STATES = ("starting", "stopping", "restarting", "creating replica",
+                       "initializing new cluster", "running custom bootstrap script",
+                       "starting after custom bootstrap")
+HEALTHY_STATES = ("running", "streaming")
+# Lines in a replica's own log that show a fault only a fresh copy from the leader mends:
+# a timeline it cannot follow, WAL it needs that is gone, or its own data damaged.
+LOCAL_FAULT_PATTERNS = (
+    r"requested timeline \d+ is not a child of this server's history",
+    r"new timeline \d+ forked off current database system timeline \d+ before current recovery point",
+    r"highest timeline \d+ of the primary is behind recovery timeline \d+",
+    r"requested starting point \S+ on timeline \d+ is not in this server's history",
+    r"requested WAL segment \S+ has already been removed",
+    r"could not open file \"global/pg_control\"",
+    r"could not locate a valid checkpoint record",
+    r"Failed to rewind",
+)
 
 
 def __virtual__():
@@ -325,19 +345,37 @@ def switchover(leader, candidate=None, scheduled_at=None):
     return {"scheduled" if status == 202 else "switched": True, "message": _text(body)}
 
 
-def failover(candidate=None):
+def failover(candidate=None, allow_data_loss=False):
     """
     Ask Patroni for a manual failover to *candidate*: for a cluster whose leader is gone
     or unhealthy. Patroni refuses a candidate that cannot safely take over.
+
+    In synchronous mode only a synchronous standby is sure to have every acknowledged
+    commit. A failover to any other member can lose them, so it is refused unless
+    *allow_data_loss* is true.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt pg-01 patroni.failover candidate=pg-02
+        salt pg-01 patroni.failover candidate=pg-03 allow_data_loss=True
     """
     if not candidate:
         raise SaltInvocationError("failover needs candidate=<member>")
+    data = cluster()
+    roles = {m["name"]: m.get("role") for m in data.get("members", [])}
+    if candidate not in roles:
+        raise SaltInvocationError(f"no Patroni member named {candidate!r}; members are: "
+                                  f"{', '.join(sorted(roles))}")
+    synchronous = any(role == "sync_standby" for role in roles.values()) or \
+        bool(config_get().get("synchronous_mode"))
+    if synchronous and roles[candidate] != "sync_standby" and not allow_data_loss:
+        raise CommandExecutionError(
+            f"{candidate} is a {roles[candidate]}, not a synchronous standby: a failover to it "
+            "can lose acknowledged commits. Choose a synchronous standby "
+            f"({', '.join(sorted(n for n, r in roles.items() if r == 'sync_standby')) or 'none'}), "
+            "or pass allow_data_loss=True")
     _, body = _call("POST", "/failover", json={"candidate": candidate}, authenticate=True,
                     timeout=60)
     return {"failed_over": True, "message": _text(body)}
@@ -453,7 +491,7 @@ def _wait_paused(paused, timeout):
 
 def _loop_wait():
     cfg = __salt__["pgha.config"](redact=True)
-    return int(cfg["patroni"]["dcs"].get("loop_wait", 10))
+    return int(cfg["patroni"]["dcs"]["loop_wait"])
 
 
 def pause(wait=True, timeout=None):
@@ -514,3 +552,85 @@ def history():
     return [{"timeline": r[0], "lsn": r[1], "reason": r[2],
              "timestamp": r[3] if len(r) > 3 else None,
              "new_leader": r[4] if len(r) > 4 else None} for r in rows]
+
+
+# ---- is a replica's failure its own? ---------------------------------------------------
+
+def _fault_verdict(me, members, paused, log_lines):
+    """
+    Whether replica *me*'s failure is its own, from the cluster as Patroni reports it
+    (``/cluster`` members), whether the cluster is paused, and lines of *me*'s own log.
+    Returns ``(verdict, evidence)``; only ``local`` justifies a reinit:
+
+    healthy, transitional, leader, missing, paused, no_leader
+        nothing to do (yet), or nothing pgha may do;
+    local
+        the leader runs and another replica streams from it, or *me*'s log shows a
+        fault only a fresh copy mends;
+    cluster_wide
+        no replica streams from the running leader: the cause is not *me* (a rotated
+        replication password, pg_hba, a firewall, a partition). A reinit would wipe
+        every replica and fail for the same reason.
+    """
+    by_name = {m.get("name"): m for m in members}
+    mine = by_name.get(me)
+    if mine is None:
+        return "missing", f"{me} is not in the cluster's member list"
+    state = mine.get("state")
+    if mine.get("role") in LEADER_ROLES:
+        return "leader", f"{me} is the leader"
+    if paused:
+        return "paused", "the cluster is paused (maintenance mode): Patroni manages nothing"
+    if state == "streaming":
+        return "healthy", f"{me} streams"
+    if state in TRANSITIONAL_STATES:
+        return "transitional", f"{me} is {state}"
+    leader = next((m for m in members if m.get("role") in LEADER_ROLES), None)
+    if leader is None or leader.get("state") != "running":
+        return "no_leader", ("the cluster has no leader" if leader is None else
+                             f"leader {leader['name']} is {leader.get('state')}")
+    streaming = sorted(m["name"] for m in members if m["name"] != me
+                       and m.get("role") in REPLICA_ROLES and m.get("state") == "streaming")
+    if streaming:
+        return "local", (f"{', '.join(streaming)} stream{'s' if len(streaming) == 1 else ''} from "
+                         f"{leader['name']} while {me} is {state}")
+    for line in log_lines:
+        if any(re.search(pattern, line) for pattern in LOCAL_FAULT_PATTERNS):
+            return "local", f"{me}'s own log: {line.strip()[:300]}"
+    seen = ", ".join(f"{m['name']} {m.get('state')}" for m in members if m["name"] != leader["name"])
+    return "cluster_wide", f"no replica streams from {leader['name']} ({seen})"
+
+
+def _own_log(since):
+    """This node's Patroni and PostgreSQL log lines since *since* (epoch seconds)."""
+    service = __salt__["pgha.config"](redact=False)["patroni"]["service"]
+    out = __salt__["cmd.run_stdout"](
+        ["journalctl", "-u", service, "--since", f"@{int(since)}", "-o", "cat", "--no-pager"],
+        python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+    return out.splitlines()
+
+
+def replica_fault(member=None, grace=0, interval=3, log_window=600):
+    """
+    Judge whether replica *member* (default: this node, whose log is read) has failed
+    by a fault of its own, re-checking for *grace* seconds: any healthy or transitional
+    sighting ends the check at once. Returns ``{verdict, evidence, member, state}``
+    (see the verdicts in ``_fault_verdict``); only ``local`` justifies a reinit.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-03 patroni.replica_fault grace=30
+    """
+    me = member or __salt__["pgha.config"](redact=False)["id"]
+    deadline = time.monotonic() + float(grace)
+    while True:
+        data = cluster()
+        members = data.get("members", [])
+        verdict, evidence = _fault_verdict(me, members, bool(data.get("pause")),
+                                           _own_log(time.time() - float(log_window)))
+        state = next((m.get("state") for m in members if m.get("name") == me), None)
+        if verdict not in ("local", "cluster_wide") or time.monotonic() >= deadline:
+            return {"verdict": verdict, "evidence": evidence, "member": me, "state": state}
+        time.sleep(float(interval))

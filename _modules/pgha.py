@@ -20,6 +20,8 @@ __virtualname__ = "pgha"
 # Patroni's own floors (patroni/config.py: _validate_and_adjust_timeouts).
 PATRONI_MIN = {"ttl": 20, "loop_wait": 1, "retry_timeout": 3}
 ROLES = ("postgres", "haproxy")
+# What a node entry may hold (pillar.example documents each).
+NODE_KEYS = ("address", "roles", "priority", "tags", "etcd_join", "state")
 FRONTENDS = ("keepalived", "hetzner")
 # Maps whose keys are the operator's own (node names, PostgreSQL parameters, ...): the
 # typo check does not look inside them.
@@ -50,7 +52,7 @@ def _render(expr):
     return json.loads(rendered)
 
 
-def config(refresh=False, redact=True):
+def config(refresh=False, redact=True, **kwargs):
     """
     Return the formula's parameters as ``pgha/map.jinja`` merges them: ``defaults.yaml``
     with the pillar's ``pgha:`` over it, plus derived values (``postgres_members``,
@@ -59,8 +61,10 @@ def config(refresh=False, redact=True):
     refresh
         Render again instead of using the copy cached for this run.
     redact
-        Replace every secret (any ``password`` or ``token`` key) with ``******``, so the
-        result can travel on the event bus. The modules ask for ``redact=False`` locally.
+        Replace every secret (any ``password``, ``token`` or ``key``) with ``******``.
+        Only pgha's own modules, calling in-process, get them with ``redact=False``: a
+        call that arrives as a job (``salt <minion> pgha.config redact=False``, or
+        salt-call) is always redacted, so secrets never travel to a remote caller.
 
     CLI Example:
 
@@ -74,7 +78,9 @@ def config(refresh=False, redact=True):
         except Exception as exc:  # a broken pillar surfaces here first
             raise CommandExecutionError(f"cannot render pgha/map.jinja: {exc}")
     cfg = __context__["pgha.config"]
-    return _redacted(cfg) if redact else cfg
+    # Salt hands a function called as a job its publication data as __pub_* keywords.
+    as_job = any(key.startswith("__pub_") for key in kwargs)
+    return _redacted(cfg) if redact or as_job else cfg
 
 
 SECRET_KEYS = ("password", "token", "key", "root_password", "patroni_password")
@@ -142,6 +148,7 @@ def _check(cfg):
     errors += _check_ports(cfg, nodes)
     errors += _check_synchronous(cfg)
     errors += _check_tls(cfg)
+    errors += _check_networks(cfg)
     return errors
 
 
@@ -185,6 +192,16 @@ def _check_nodes(cfg, nodes):
             errors.append(f"{where}: duplicate node name (also {seen_names[lowered]}); "
                           "node names must be unique, ignoring case")
         seen_names[lowered] = name
+        unknown = sorted(set(node) - set(NODE_KEYS))
+        if unknown:
+            errors.append(f"{where}:{unknown[0]}: unknown key (a typo?); a node has "
+                          f"{', '.join(NODE_KEYS)}")
+        if "priority" in node and not (isinstance(node["priority"], int)
+                                       and not isinstance(node["priority"], bool)
+                                       and 1 <= node["priority"] <= 254):
+            errors.append(f"{where}:priority: {node['priority']!r}; VRRP priorities are 1 to 254")
+        if "tags" in node and not isinstance(node["tags"], dict):
+            errors.append(f"{where}:tags: must be a mapping of Patroni tags, e.g. {{nofailover: true}}")
         if node.get("state", "present") not in ("present", "absent"):
             errors.append(f"{where}:state: {node['state']!r}; use present or absent")
         if node.get("etcd_join", "new") not in ("new", "existing"):
@@ -209,6 +226,60 @@ def _check_nodes(cfg, nodes):
     if vip and vip in seen_addresses:
         errors.append(f"pgha:keepalived:vip: {vip} is also {seen_addresses[vip]}'s address; "
                       "the VIP needs an address of its own")
+    router_id = cfg["keepalived"].get("virtual_router_id")
+    if not (isinstance(router_id, int) and not isinstance(router_id, bool) and 1 <= router_id <= 255):
+        errors.append(f"pgha:keepalived:virtual_router_id: {router_id!r}; VRRP router ids are 1 to 255")
+    bootstrap = cfg["patroni"].get("bootstrap_node")
+    if bootstrap is not None and bootstrap not in cfg["postgres_members"]:
+        errors.append(f"pgha:patroni:bootstrap_node: {bootstrap!r} is not a postgres node; use one "
+                      f"of {', '.join(cfg['postgres_members']) or '(none)'}")
+    errors += _check_role_grain(cfg)
+    return errors
+
+
+def _check_role_grain(cfg):
+    """Roles come from pillar only. The lab also writes them as the `roles` grain, for
+    people: when that grain exists it must agree (a minion sets its grains itself, so
+    nothing trusts them)."""
+    node = cfg["nodes"].get(cfg["id"])
+    grain = __grains__.get("roles")
+    if not isinstance(node, dict) or grain is None:
+        return []
+    if sorted(grain if isinstance(grain, list) else [grain]) != sorted(node.get("roles") or []):
+        return [f"pgha:nodes:{cfg['id']}:roles: {sorted(node.get('roles') or [])} in pillar, but "
+                f"this minion's roles grain says {grain}; roles come from pillar: fix or remove "
+                "the grain"]
+    return []
+
+
+# Wider networks than this (0.0.0.0/0 included) are admitted only with
+# pgha:postgres:allow_wide_networks: true.
+WIDEST_PREFIX = {4: 8, 6: 32}
+
+
+def _check_networks(cfg):
+    """pgha:postgres:app_networks: each a CIDR network, none wider than /8 (IPv4) or /32
+    (IPv6) unless allow_wide_networks. A malformed entry would break PostgreSQL's pg_hba
+    at its next restart."""
+    pg = cfg["postgres"]
+    networks = pg.get("app_networks")
+    if not isinstance(networks, list):
+        return ["pgha:postgres:app_networks: must be a list of CIDR networks, e.g. [10.0.0.0/16]"]
+    errors = []
+    for index, entry in enumerate(networks):
+        where = f"pgha:postgres:app_networks[{index}]"
+        try:
+            net = ipaddress.ip_network(str(entry), strict=True)
+        except ValueError as exc:
+            errors.append(f"{where}: {entry!r} is not a CIDR network ({exc}); write it as e.g. "
+                          "10.0.0.0/16 or 10.0.0.5/32")
+            continue
+        if "/" not in str(entry):
+            errors.append(f"{where}: {entry!r} has no prefix length; write {net}")
+        elif net.prefixlen < WIDEST_PREFIX[net.version] and not pg.get("allow_wide_networks"):
+            errors.append(f"{where}: {net} admits {net.num_addresses} addresses (wider than "
+                          f"/{WIDEST_PREFIX[net.version]}); narrow it, or set "
+                          "pgha:postgres:allow_wide_networks: true if you mean it")
     return errors
 
 
@@ -247,21 +318,40 @@ def _check_tls(cfg):
     return errors
 
 
+# The secrets each role needs; a minion receives (pillar/top.sls) and is checked for only
+# those of its own role. The master, which runs the orchestrations, is checked for all.
+ROLE_SECRETS = {
+    "postgres": [("patroni", "superuser", "password"), ("patroni", "replication", "password"),
+                 ("patroni", "rewind", "password"), ("patroni", "restapi", "password")],
+    "haproxy": [("haproxy", "stats", "password")],
+}
+ETCD_SECRETS = [("etcd", "root_password"), ("etcd", "patroni_password")]
+
+
+def _roles_of(cfg):
+    """The roles whose secrets this node must have: its own, or (on the master, which is
+    no node) every role the cluster has."""
+    node = cfg["nodes"].get(cfg["id"])
+    if isinstance(node, dict):
+        return set(node.get("roles") or [])
+    return {role for role in ROLES if cfg[f"{role}_members"]}
+
+
 def _check_passwords(cfg):
-    wanted = [("patroni", "superuser"), ("patroni", "replication"), ("patroni", "rewind"),
-              ("patroni", "restapi")]
-    if cfg["haproxy_members"]:
-        wanted.append(("haproxy", "stats"))
+    roles = _roles_of(cfg)
+    wanted = [path for role in sorted(roles) for path in ROLE_SECRETS[role]]
+    if "postgres" in roles and cfg["etcd"].get("auth"):
+        wanted += ETCD_SECRETS
     errors = []
-    for section, user in wanted:
-        if not cfg[section][user].get("password"):
-            errors.append(f"pgha:{section}:{user}:password: missing; set it in pillar "
-                          "(keep it encrypted, e.g. with the gpg renderer)")
-    if cfg["etcd"].get("auth"):
-        for key in ("root_password", "patroni_password"):
-            if not cfg["etcd"].get(key):
-                errors.append(f"pgha:etcd:{key}: missing with pgha:etcd:auth on; set it in "
-                              "pillar (keep it encrypted, e.g. with the gpg renderer)")
+    for path in wanted:
+        value = cfg
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not value:
+            why = " with pgha:etcd:auth on" if path[0] == "etcd" else ""
+            errors.append(f"pgha:{':'.join(path)}: missing{why}; set it in the pillar of the "
+                          f"{'/'.join(sorted(roles))} nodes (keep it encrypted, e.g. with the "
+                          "gpg renderer)")
     return errors
 
 
@@ -337,6 +427,15 @@ def _check_hetzner(cfg):
     if lb.get("ip") and not lb.get("network"):
         errors.append(f"{where}:ip: {lb['ip']} needs {where}:network, the network it is in")
     errors += _check_ip(f"{where}:ip", lb.get("ip"))
+    if lb.get("proxy_protocol") and not hz.get("proxy_sources") and not lb.get("ip"):
+        errors.append("pgha:hetzner:proxy_sources: empty, and no load_balancer:ip to default to; "
+                      "with the PROXY protocol HAProxy must know the balancer's addresses (set "
+                      "load_balancer:ip, or list them here)")
+    for index, source in enumerate(hz.get("proxy_sources") or []):
+        try:
+            ipaddress.ip_network(str(source), strict=True)
+        except ValueError as exc:
+            errors.append(f"pgha:hetzner:proxy_sources[{index}]: {source!r} is not a CIDR network ({exc})")
     errors += _check_ip("pgha:hetzner:address", hz.get("address"))
     targets = lb.get("targets") or []
     if not isinstance(targets, list):
@@ -414,3 +513,151 @@ def _check_synchronous(cfg):
         return [f"pgha:patroni:dcs:synchronous_mode_strict: with {standbys} replica(s) all "
                 "synchronous, losing one stops every write; add a replica or turn strict off"]
     return []
+
+
+def leases():
+    """
+    The master's live leases (run on the master, e.g. while an orchestration renders):
+    ``{name: {owner, reason, kind, since, expires}}``. ``maintenance`` is the maintenance
+    lock (``salt-run pgha.maintenance``); the others are self-healing's one-at-a-time
+    slots (``reinit``, ``etcd``). Expired leases are not shown.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd pgha.leases
+    """
+    import time  # pylint: disable=import-outside-toplevel
+
+    return __utils__["pgha_lock.status"](__utils__["pgha_lock.path"](__opts__["cachedir"]),
+                                         time.time())
+
+
+# ---- plans the orchestrations render -----------------------------------------------------
+
+# Parameters a standby must have at least as high as its primary: lowering one can only
+# start at the primary.
+STANDBY_BOUND = ("max_connections", "max_worker_processes", "max_wal_senders",
+                 "max_prepared_transactions", "max_locks_per_transaction")
+
+
+def _as_int(value):
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def plan_rolling_restart(rows, reasons, force=False):
+    """
+    The order of a rolling restart, from the member list (``patroni.list``) and the
+    pending-restart reasons (``patroni.pending_restarts``). A plain function.
+
+    Replicas with a pending restart first, one at a time; then, if the leader has one,
+    a switchover and the old leader. Lowering a standby-bound parameter starts at the
+    leader, in place. Returns ``{problem, leader, steps, moves_leader}``; each step is
+    ``{name, kind: restart|switchover, member, pending_only}``.
+    """
+    leader = next((r["member"] for r in rows if r.get("role") == "leader"), None)
+    if leader is None:
+        return {"problem": f"no Patroni leader answered ({len(rows)} members listed); a "
+                           "rolling restart needs a healthy cluster",
+                "leader": None, "steps": [], "moves_leader": False}
+    primary_first = any(
+        param in STANDBY_BOUND and None not in (new := _as_int(change.get("new_value")),
+                                                old := _as_int(change.get("old_value")))
+        and new < old
+        for param, change in sorted((reasons.get(leader) or {}).items()))
+    leader_pending = force or any(r["member"] == leader and r.get("pending_restart") for r in rows)
+    steps = []
+    if primary_first:
+        steps.append({"name": f"{leader}-in-place", "kind": "restart", "member": leader,
+                      "pending_only": not force})
+    for row in sorted((r for r in rows if r["member"] != leader), key=lambda r: r["member"]):
+        if force or row.get("pending_restart"):
+            steps.append({"name": row["member"], "kind": "restart", "member": row["member"],
+                          "pending_only": not force})
+    moves_leader = leader_pending and not primary_first
+    if moves_leader:
+        # The leader is restarted only as a replica: first it hands over. Its demotion
+        # restarts it; the restart after that runs only if something is still pending.
+        steps += [{"name": "switchover", "kind": "switchover", "member": None, "pending_only": True},
+                  {"name": leader, "kind": "restart", "member": leader, "pending_only": True}]
+    return {"problem": None, "leader": leader, "steps": steps, "moves_leader": moves_leader}
+
+
+def _first_answer(minions, fun, timeout=15):
+    """The first successful answer to *fun* among *minions* (on the master)."""
+    answers = __salt__["saltutil.cmd"](list(minions), fun, tgt_type="list", timeout=timeout)
+    for minion in sorted(answers):
+        answer = answers[minion]
+        if isinstance(answer, dict) and answer.get("retcode", 1) == 0:
+            return answer.get("ret")
+    return None
+
+
+def rolling_restart_plan(members, force=False):
+    """
+    Plan ``orch.rolling_restart`` from the live cluster, asked through *members* (run on
+    the master while the orchestration renders). See ``plan_rolling_restart``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd pgha.rolling_restart_plan '[pg-01, pg-02, pg-03]'
+    """
+    rows = _first_answer(members, "patroni.list") or []
+    reasons = _first_answer(members, "patroni.pending_restarts") or {}
+    return plan_rolling_restart(rows if isinstance(rows, list) else [],
+                                reasons if isinstance(reasons, dict) else {}, force=force)
+
+
+def removal_problem(node, members, leader, healthy, dev_single_etcd=False):
+    """
+    Why *node* may not leave the cluster now, or None. A plain function of the postgres
+    members in pillar, the Patroni leader and the healthy etcd members: the leader is
+    refused (switch over first), and so is any removal that leaves etcd without a
+    healthy quorum or with fewer than 3 members.
+    """
+    if node not in members:
+        return f"{node} is not a postgres node (members: {', '.join(members)})"
+    remaining = [m for m in members if m != node]
+    if leader is None:
+        return "no remaining member answered with the Patroni leader; the cluster must be healthy to shrink"
+    if leader == node:
+        return f"{node} is the Patroni leader; switch over first (orch.switchover), then remove it"
+    alive = [m for m in remaining if m in healthy]
+    if len(alive) < len(remaining) // 2 + 1:
+        return (f"removing {node} would leave {len(alive)} healthy etcd members of "
+                f"{len(remaining)}: no quorum")
+    if len(remaining) < 3 and not dev_single_etcd:
+        return (f"removing {node} would leave {len(remaining)} etcd members; at least 3 are "
+                "needed to survive a failure")
+    return None
+
+
+def removal_plan(node):
+    """
+    Whether ``orch.remove_node`` may remove *node*, asked of the live cluster through
+    the other members (run on the master while the orchestration renders): ``{problem}``.
+    See ``removal_problem``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd pgha.removal_plan pg-04
+    """
+    cfg = config()
+    members = cfg["postgres_members"]
+    remaining = [m for m in members if m != node]
+    leader = _first_answer(remaining, "patroni.leader") if remaining else None
+    health = _first_answer(remaining, "etcd3.health") if remaining else None
+    healthy = sorted(n for n, st in (health or {}).items() if st.get("healthy")) \
+        if isinstance(health, dict) else []
+    if node in members and remaining and health is None:
+        return {"problem": "no remaining member answered with etcd's health"}
+    return {"problem": removal_problem(node, members, leader, healthy,
+                                       cfg["cluster"]["dev_single_etcd"])}

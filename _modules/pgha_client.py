@@ -51,12 +51,33 @@ def _reads_served(cfg):
     return cfg["frontend"] != "hetzner" or cfg["hetzner"]["load_balancer"]["reader_service"]
 
 
+def _ca_file(cfg):
+    """The CA to verify PostgreSQL's certificate with: the node's file, or (on the master,
+    which is no node) the pillar's CA written into the master's cache."""
+    import os  # pylint: disable=import-outside-toplevel
+
+    tls = cfg["tls"]
+    if os.path.exists(tls["ca_file"]):
+        return tls["ca_file"]
+    path = os.path.join(__opts__["cachedir"], "pgha", "ca.crt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(tls["ca_cert"])
+    return path
+
+
 def _connect(cfg, host, port, dbname="postgres", timeout=5):
     su = cfg["patroni"]["superuser"]
+    # With TLS, verify-full: the server's certificate must be the CA's and name the
+    # address connected to (through HAProxy, which passes TLS through, that is the
+    # front address: pgha's node certificates carry it).
+    tls = {"sslmode": "verify-full", "sslrootcert": _ca_file(cfg)} if cfg["tls"]["enabled"] else {}
+    statement_timeout = int(cfg["checks"]["statement_timeout"] * 1000)
     try:
         return psycopg.connect(host=host, port=port, dbname=dbname, user=su["username"],
                                password=su["password"], connect_timeout=timeout,
-                               autocommit=True, sslmode=cfg["postgres"].get("client_sslmode", "prefer"))
+                               autocommit=True, options=f"-c statement_timeout={statement_timeout}",
+                               **tls)
     except psycopg.Error as exc:
         raise CommandExecutionError(f"cannot connect to PostgreSQL at {host}:{port}/{dbname}: "
                                     f"{str(exc).strip()}")

@@ -40,6 +40,12 @@ def output(data, **kwargs):  # pylint: disable=unused-argument
         holders = ", ".join(vip["holders"]) or "nobody"
         answers = "answers" if vip["answers"] else "DOES NOT ANSWER"
         out += ["", f"VIP {vip['address']}:{vip['port']} held by {holders}, {answers}"]
+    for name, lease in sorted((data.get("leases") or {}).items()):
+        if name == "maintenance":
+            out += ["", f"maintenance lock held by {lease['owner']} ({lease.get('reason') or lease.get('kind')}), "
+                        f"{lease['seconds_left']}s left: self-healing waits"]
+        else:
+            out += ["", f"{name} in flight: {lease['owner']} (ends within {lease['seconds_left']}s)"]
     out += [""]
     if data["problems"]:
         out += ["UNHEALTHY:"] + [f"  - {p}" for p in data["problems"]]

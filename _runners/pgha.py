@@ -31,13 +31,14 @@ def _first(local, minions, fun, kwarg=None, timeout=10):
     return None, None
 
 
-def _roles(local):
-    ret = local.cmd("*", "grains.get", ["roles"], timeout=10)
-    by_role = {"postgres": [], "haproxy": []}
-    for minion, roles in sorted(ret.items()):
-        for role in roles or []:
-            by_role.setdefault(role, []).append(minion)
-    return by_role
+def _cluster_config(local):
+    """The formula's parameters as a node renders them (roles come from pillar), asked of
+    every minion; the first answer wins."""
+    ret = local.cmd("*", "pgha.config", timeout=10)
+    for minion in sorted(ret):
+        if isinstance(ret[minion], dict) and "postgres_members" in ret[minion]:
+            return ret[minion]
+    return None
 
 
 def _tcp_open(host, port, timeout=2.0):
@@ -62,14 +63,15 @@ def status():
         salt-run pgha.status --out=json
     """
     local = salt.client.get_local_client(mopts=__opts__)
-    roles = _roles(local)
-    postgres, haproxy = roles["postgres"], roles["haproxy"]
+    cfg = _cluster_config(local)
+    if cfg is None:
+        data = {"healthy": False, "problems": ["no minion answered with pgha.config"],
+                "patroni": [], "etcd": [], "haproxy": {}, "vip": {}}
+        return {"outputter": "pgha_status", "data": data, "retcode": 1}
+    postgres, haproxy = cfg["postgres_members"], cfg["haproxy_members"]
     problems = []
-
-    _, cfg = _first(local, postgres + haproxy, "pgha.config")
-    cfg = cfg or {}
-    expected = cfg.get("postgres_members", postgres)
-    max_lag = cfg.get("patroni", {}).get("dcs", {}).get("maximum_lag_on_failover", 1048576)
+    expected = postgres
+    max_lag = cfg["patroni"]["dcs"]["maximum_lag_on_failover"]
 
     _, members = _first(local, postgres, "patroni.list")
     members = members or []
@@ -119,24 +121,87 @@ def status():
         if len(up_writers) != 1:
             problems.append(f"HAProxy: {node} routes writes to {len(up_writers)} servers")
 
-    vip = cfg.get("keepalived", {}).get("vip")
+    vip = cfg["keepalived"]["vip"]
     holders = []
-    if cfg.get("frontend", "keepalived") == "keepalived" and vip:
+    if cfg["frontend"] == "keepalived" and vip:
         ret = local.cmd(haproxy, "pgha_haproxy.holds_vip", tgt_type="list", timeout=10) if haproxy else {}
         holders = sorted(node for node, held in ret.items() if held is True)
         if len(holders) != 1:
             problems.append(f"VIP {vip}: held by {len(holders)} nodes")
-    port = cfg.get("haproxy", {}).get("writer_port", 5432)
+    port = cfg["haproxy"]["writer_port"]
     answers = _tcp_open(vip, port) if vip else None
     if vip and not answers:
         problems.append(f"VIP {vip}:{port} does not answer")
 
+    import time  # pylint: disable=import-outside-toplevel
+    now = time.time()
+    leases = {name: dict(lease, seconds_left=round(lease["expires"] - now))
+              for name, lease in __utils__["pgha_lock.status"](
+                  __utils__["pgha_lock.path"](__opts__["cachedir"]), now).items()}
     data = {
         "healthy": not problems,
         "problems": problems,
+        "leases": leases,
         "patroni": members,
         "etcd": etcd,
         "haproxy": backends,
         "vip": {"address": vip, "port": port, "holders": holders, "answers": answers},
     }
     return {"outputter": "pgha_status", "data": data, "retcode": 0 if not problems else 1}
+
+
+def maintenance(action="status", owner=None, reason="", timeout=3600, force=False):
+    """
+    The maintenance lock on the master. While an operator holds it, no self-healing
+    reaction acts (each one reports ``pgha/remediation/skipped``), and pgha's day-2
+    orchestrations run inside the window. While an orchestration holds it, another
+    orchestration refuses to start. It ends by itself after *timeout* seconds.
+
+    action
+        ``on`` (take it), ``off`` (release it) or ``status``.
+    owner
+        Who holds it (default: the user running salt-run).
+    force
+        ``off`` releases a lock held by an orchestration too (one that died half way).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run pgha.maintenance on reason="replace pg-02's disk" timeout=7200
+        salt-run pgha.maintenance
+        salt-run pgha.maintenance off
+    """
+    import time  # pylint: disable=import-outside-toplevel
+
+    from salt.exceptions import SaltInvocationError  # pylint: disable=import-outside-toplevel
+
+    lock = __utils__["pgha_lock.path"](__opts__["cachedir"])
+    name = "maintenance"
+    now = time.time()
+    held = __utils__["pgha_lock.status"](lock, now).get(name)
+    if action == "status":
+        return _lease_view(held, now) or {"maintenance": False}
+    owner = owner or __opts__.get("user") or "operator"
+    if action == "on":
+        taken, lease = __utils__["pgha_lock.acquire"](lock, name, str(owner), float(timeout), now,
+                                                      reason=str(reason), kind="operator")
+        if not taken:
+            return {"maintenance": True, "refused": f"held by {lease['owner']}",
+                    **_lease_view(lease, now)}
+        return _lease_view(lease, now)
+    if action == "off":
+        if held and held.get("kind") != "operator" and not force:
+            return {"maintenance": True, "refused": (
+                f"held by the orchestration {held['owner']}; it releases the lock when it "
+                "ends (pass force=True for one that died)"), **_lease_view(held, now)}
+        __utils__["pgha_lock.release"](lock, name, None, now=now)
+        return {"maintenance": False, "released": held["owner"] if held else None}
+    raise SaltInvocationError(f"pgha.maintenance: action {action!r}; use on, off or status")
+
+
+def _lease_view(lease, now):
+    if not lease:
+        return {}
+    return {"maintenance": True, "owner": lease["owner"], "kind": lease.get("kind"),
+            "reason": lease.get("reason", ""), "seconds_left": round(lease["expires"] - now)}

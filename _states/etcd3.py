@@ -41,6 +41,66 @@ def quorum(name, timeout=0):
     return ret
 
 
+def membership_ready(name, timeout=0):
+    """
+    etcd would accept a membership change now: every voting member is connected to every
+    other one (what etcd checks before a member add; ``/health`` does not show it).
+    Waits up to *timeout* seconds; changes nothing. Fails naming each member that is not
+    connected, and to whom.
+
+    .. code-block:: yaml
+
+        pgha-etcd-membership-ready:
+          etcd3.membership_ready:
+            - name: pgha
+            - timeout: 120
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        state = __salt__["etcd3.wait_membership_ready"](timeout=timeout)
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    ret["comment"] = ("etcd accepts membership changes: every voting member is connected to "
+                      f"every other ({', '.join(state['members'])})")
+    return ret
+
+
+def _quorum_without(member, voters, healthy):
+    """(ok, why): whether the voting members other than *member* that are healthy still
+    make a quorum of all voters."""
+    others = sorted(n for n in voters if n != member and n in healthy)
+    need = len(voters) // 2 + 1
+    return len(others) >= need, (f"{len(others)} of {len(voters)} voting members are healthy "
+                                 f"without {member} ({', '.join(others) or 'none'}); a quorum "
+                                 f"is {need}")
+
+
+def quorum_without(name):
+    """
+    The voting etcd members other than *name* that are healthy make a quorum by
+    themselves, so taking *name* away for a moment (a restart) cannot cost the cluster
+    its quorum. Fails otherwise: then *name* may be unhealthy only because quorum is
+    lost, and restarting it would not help. Changes nothing.
+
+    .. code-block:: yaml
+
+        pgha-check-etcd-quorum-without:
+          etcd3.quorum_without:
+            - name: pg-02
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        voters = [m["name"] or m["id"] for m in __salt__["etcd3.members"]() if not m["is_learner"]]
+        healthy = {n for n, st in __salt__["etcd3.health"]().items() if st["healthy"]}
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"cannot tell whether etcd has a quorum without {name}: {exc}")
+        return ret
+    ok, why = _quorum_without(name, voters, healthy)
+    ret.update(result=ok, comment=why)
+    return ret
+
+
 def leader_apart_from_primary(name):
     """
     etcd's leader is not on the node of the Patroni primary. When both leaderships sit

@@ -54,6 +54,32 @@ def cluster_healthy(name, replicas=None, max_lag=None, timeout=0):
     return ret
 
 
+def not_leader(name):
+    """
+    Member *name* is not the Patroni leader, checked right now (a step that stops or
+    removes a member runs this just before it: the leader may have changed since the
+    orchestration was rendered). Changes nothing.
+
+    .. code-block:: yaml
+
+        pgha-remove-pg-04-not-leader:
+          patroni.not_leader:
+            - name: pg-04
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    try:
+        leader = __salt__["patroni.leader"]()
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=f"cannot tell whether {name} leads: {exc}")
+        return ret
+    if leader == name:
+        ret.update(result=False, comment=f"{name} is the Patroni leader; switch over first "
+                                         "(orch.switchover), then remove it")
+        return ret
+    ret["comment"] = f"{name} is not the Patroni leader ({leader or 'no leader'} is)"
+    return ret
+
+
 def _make_synchronous(candidate, members, timeout):
     """
     In synchronous mode Patroni promotes only a synchronous standby. When *candidate* is
@@ -66,18 +92,51 @@ def _make_synchronous(candidate, members, timeout):
             members[candidate]["role"] == "sync_standby":
         return None
     count = int(config.get("synchronous_node_count", 1))
-    __salt__["patroni.config_patch"]({"synchronous_node_count": len(members) - 1})
+    widened = len(members) - 1
+    # Recorded in etcd first, bound to a lease: a highstate during the switchover keeps
+    # the widened count (patroni.dynamic_config honours it), and if this run dies the
+    # record expires by itself and the next highstate restores the pillar's count.
+    _set_overrides({"synchronous_node_count": widened}, ttl=float(timeout) * 3 + 60)
+    __salt__["patroni.config_patch"]({"synchronous_node_count": widened})
     deadline = time.monotonic() + float(timeout)
     while True:
         roles = {m["member"]: m["role"] for m in __salt__["patroni.list"]()}
         if roles.get(candidate) == "sync_standby":
             return count
         if time.monotonic() >= deadline:
-            __salt__["patroni.config_patch"]({"synchronous_node_count": count})
+            _restore_synchronous(count)
             raise CommandExecutionError(
                 f"{candidate} did not become a synchronous standby within {timeout}s "
                 f"(roles: {roles}); in synchronous mode only a synchronous standby may lead")
         time.sleep(1)
+
+
+def _overrides_key():
+    return __salt__["pgha.config"](redact=False)["dcs_overrides_key"]
+
+
+def _set_overrides(values, ttl):
+    import json  # pylint: disable=import-outside-toplevel
+
+    __salt__["etcd3.kv_put"](_overrides_key(), json.dumps(values), ttl=int(ttl))
+
+
+def _overrides():
+    """Temporary dynamic-config values a running switchover recorded in etcd, or {}."""
+    import json  # pylint: disable=import-outside-toplevel
+
+    try:
+        raw = __salt__["etcd3.kv_get"](_overrides_key())
+        values = json.loads(raw) if raw else {}
+    except (CommandExecutionError, ValueError) as exc:
+        log.warning("pgha: cannot read temporary dynamic-config values: %s", exc)
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def _restore_synchronous(count):
+    __salt__["patroni.config_patch"]({"synchronous_node_count": count})
+    __salt__["etcd3.kv_delete"](_overrides_key())
 
 
 def switched_over(name, candidate=None, timeout=120):
@@ -127,7 +186,7 @@ def switched_over(name, candidate=None, timeout=120):
         return ret
     finally:
         if widened is not None:
-            __salt__["patroni.config_patch"]({"synchronous_node_count": widened})
+            _restore_synchronous(widened)
     new = next(m["name"] for m in deadline_members if m.get("role") == "leader")
     if new == leader or (candidate and new != candidate):
         ret.update(result=False, comment=f"after the switchover {new} leads, not {target}")
@@ -170,7 +229,7 @@ def _patch_from(changes):
     return patch
 
 
-def dynamic_config(name, config=None, wait=180):
+def dynamic_config(name, config=None, wait=180, leader_only=False, attempts=3):
     """
     Patroni's dynamic configuration (``/config`` in etcd) matches the pillar
     (``pgha:patroni:dcs``, or *config*). Only the keys that differ are PATCHed; the
@@ -178,8 +237,18 @@ def dynamic_config(name, config=None, wait=180):
     effect on restart is reported as pending on the members that need it, and left to
     ``orch.rolling_restart``: this state never restarts anything.
 
+    Temporary values that a running switchover recorded in etcd (a widened
+    ``synchronous_node_count``) count as desired while they last.
+
     wait
         Seconds to wait for the cluster to have a leader (right after bootstrap).
+    leader_only
+        Act only on the Patroni leader's own minion (highstate): the configuration is
+        shared, so one minion patches it per run; the others report it left to the
+        leader.
+    attempts
+        The PATCH is compare-and-set: another writer in between makes Patroni answer
+        409. It is then read, diffed and patched again, up to this many times.
 
     .. code-block:: yaml
 
@@ -188,10 +257,18 @@ def dynamic_config(name, config=None, wait=180):
             - name: pgha
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
-    desired = config if config is not None else __salt__["pgha.config"](redact=False)["patroni"]["dcs"]
+    cfg = __salt__["pgha.config"](redact=False)
+    desired = config if config is not None else cfg["patroni"]["dcs"]
     try:
         if wait:
             __salt__["patroni.wait_for_leader"](timeout=wait)
+        if leader_only:
+            leader = __salt__["patroni.leader"]()
+            if leader != cfg["id"]:
+                ret["comment"] = (f"{name}: the dynamic configuration is kept by the leader's "
+                                  f"run ({leader}), not this member's")
+                return ret
+        desired = _merged(desired, _overrides())
         current = __salt__["patroni.config_get"]()
     except CommandExecutionError as exc:
         ret.update(result=False, comment=str(exc))
@@ -204,13 +281,25 @@ def dynamic_config(name, config=None, wait=180):
         ret.update(result=None, changes=changes,
                    comment=f"{name}: would patch {', '.join(sorted(changes))}")
         return ret
-    try:
-        # PATCH answers with the configuration as stored in etcd; GET /config right after
-        # may still serve Patroni's cached copy, so the answer is what gets verified.
-        left = _diff(__salt__["patroni.config_patch"](_patch_from(changes)), desired)
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=f"{name}: patching /config failed: {exc}")
-        return ret
+    for attempt in range(1, int(attempts) + 1):
+        try:
+            # PATCH answers with the configuration as stored in etcd; GET /config right
+            # after may still serve Patroni's cached copy, so the answer is what is verified.
+            left = _diff(__salt__["patroni.config_patch"](_patch_from(changes)), desired)
+            break
+        except CommandExecutionError as exc:
+            if "HTTP 409" not in str(exc) or attempt == int(attempts):
+                ret.update(result=False, comment=f"{name}: patching /config failed: {exc}")
+                return ret
+            # Someone else wrote in between: start again from what is there now.
+            try:
+                changes = _diff(__salt__["patroni.config_get"](), desired)
+            except CommandExecutionError as again:
+                ret.update(result=False, comment=f"{name}: patching /config failed: {again}")
+                return ret
+            if not changes:
+                ret["comment"] = f"{name}: dynamic configuration matches the pillar (set meanwhile)"
+                return ret
     if left:
         ret.update(result=False, changes=changes,
                    comment=f"{name}: /config still differs after the patch: {sorted(left)}")
@@ -218,11 +307,19 @@ def dynamic_config(name, config=None, wait=180):
     ret["changes"] = changes
     ret["comment"] = f"{name}: patched {', '.join(sorted(changes))}"
     if any(key.startswith("postgresql.parameters.") for key in changes):
-        pending = _pending_restart(current.get("loop_wait", 10))
+        pending = _pending_restart(cfg["patroni"]["dcs"]["loop_wait"])
         if pending:
             ret["comment"] += (f"; PostgreSQL restart pending on {', '.join(pending)} "
                                "(run orch.rolling_restart)")
     return ret
+
+
+def _merged(base, over):
+    """*base* with *over* laid on top, recursively (neither is changed)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _pending_restart(loop_wait):
@@ -283,61 +380,78 @@ def restarted(name, pending_only=True, timeout=300):
     return ret
 
 
-FAILED_STATES = ("start failed", "crashed", "not streaming")
+def _own_view(name):
+    """Member *name*'s report about itself (its own ``GET /patroni``), or None."""
+    try:
+        return __salt__["patroni.health"](host=name)
+    except CommandExecutionError:
+        return None
 
 
-def reinitialized(name, timeout=600):
+def reinitialized(name, grace=30, timeout=600):
     """
-    Replica *name*, found failed (start failed, crashed, or running without streaming:
-    a diverged timeline pg_rewind could not fix), has been rebuilt from the leader by
-    Patroni (``reinit``) and streams again. Does nothing to a healthy member, and refuses
-    the leader or a cluster without a leader: Patroni owns leadership.
+    Replica *name* has been rebuilt from the leader by Patroni (``reinit``, never
+    forced) and streams again, but only when its failure is its own: the leader runs
+    and another replica streams from it, or its own log shows a timeline it cannot
+    follow (``patroni.replica_fault``, re-checked here for *grace* seconds). Run it on
+    *name*'s own minion, whose log it reads.
+
+    Nothing is touched when the member recovers or is in transition (starting,
+    creating replica, ...), when the cluster is paused or has no running leader, or
+    when no replica streams at all: then the cause is cluster-wide and a reinit would
+    wipe every replica for nothing (``orch.heal.replica`` alerts
+    ``pgha/alert/replication_broken`` then). Changes are reported only when a reinit was
+    requested, and ``streaming`` only once the member's own API says so.
 
     .. code-block:: yaml
 
         pgha-reinit-pg-03:
           patroni.reinitialized:
             - name: pg-03
+            - grace: 30
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     try:
-        rows = {r["member"]: r for r in __salt__["patroni.list"]()}
+        fault = __salt__["patroni.replica_fault"](name, grace=grace)
     except CommandExecutionError as exc:
-        ret.update(result=False, comment=str(exc))
+        ret.update(result=False, comment=f"cannot judge {name}: {exc}")
         return ret
-    member = rows.get(name)
-    leader = next((r["member"] for r in rows.values() if r["role"] == "leader"), None)
-    if member is None:
-        ret.update(result=False, comment=f"{name} is not a Patroni member")
+    verdict, evidence = fault["verdict"], fault["evidence"]
+    if verdict == "cluster_wide":
+        ret["comment"] = (f"not reinitialising {name}: replication is broken cluster-wide "
+                          f"({evidence}); touched nothing")
         return ret
-    if leader is None or leader == name:
-        ret.update(result=False, comment=f"refusing to reinitialise {name}: "
-                   + ("the cluster has no leader to clone from" if leader is None else "it is the leader"))
-        return ret
-    state = member["state"]
-    if state == "running" and member["role"] != "leader":
-        state = "not streaming"
-    if state not in FAILED_STATES:
-        ret["comment"] = f"{name} is {member['state']}; nothing to reinitialise"
+    if verdict != "local":
+        ret["comment"] = f"not reinitialising {name} ({verdict}): {evidence}"
         return ret
     if __opts__["test"]:
-        ret.update(result=None, comment=f"would reinitialise {name} ({state}) from {leader}",
-                   changes={"reinitialized": {"old": state, "new": "streaming"}})
+        ret.update(result=None, comment=f"would reinitialise {name}: {evidence}",
+                   changes={"reinitialized": {"old": fault["state"], "new": "streaming"}})
         return ret
+    before = _own_view(name) or {}
     try:
-        __salt__["patroni.reinit"](name, force=True)
-        deadline = time.monotonic() + float(timeout)
-        while True:
-            rows = {r["member"]: r for r in __salt__["patroni.list"]()}
-            if rows.get(name, {}).get("state") == "streaming":
-                break
-            if time.monotonic() > deadline:
-                raise CommandExecutionError(f"{name} is {rows.get(name, {}).get('state')} "
-                                            f"{timeout}s after the reinit")
-            time.sleep(3)
+        __salt__["patroni.reinit"](name, force=False)
     except CommandExecutionError as exc:
-        ret.update(result=False, comment=f"reinit of {name} failed: {exc}")
+        ret.update(result=False, comment=f"Patroni refused to reinitialise {name}: {exc}")
         return ret
-    ret["changes"] = {"reinitialized": {"old": state, "new": "streaming"}}
-    ret["comment"] = f"reinitialised {name} from {leader}; it streams again"
+    # Patroni answers at once and rebuilds in the background: report only what the
+    # member itself says afterwards, seen twice in a row, and only after it has moved
+    # on from what it was before the request.
+    ret["changes"] = {"reinitialized": {"old": fault["state"], "new": None}}
+    deadline = time.monotonic() + float(timeout)
+    rebuilt, streak, seen = False, 0, before.get("state")
+    while time.monotonic() < deadline:
+        view = _own_view(name) or {}
+        seen = view.get("state") or "not answering"
+        rebuilt = rebuilt or seen == "creating replica" or (
+            view.get("postmaster_start_time") not in (None, before.get("postmaster_start_time")))
+        streams = seen == "running" and view.get("replication_state") == "streaming"
+        streak = streak + 1 if rebuilt and streams else 0
+        if streak >= 2:
+            ret["changes"]["reinitialized"]["new"] = "streaming"
+            ret["comment"] = f"reinitialised {name} ({evidence}); it streams again"
+            return ret
+        time.sleep(2)
+    ret["changes"]["reinitialized"]["new"] = seen
+    ret.update(result=False, comment=f"{name} is {seen} {timeout}s after its reinit ({evidence})")
     return ret

@@ -27,11 +27,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
 
-from pgha_lab import faults, lab, workload  # noqa: E402
+from pgha_lab import faults, lab, labpillar, workload  # noqa: E402
 from pgha_lab.topology import NODES, VIP  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
-PILLAR = yaml.safe_load((REPO / "pillar" / "pgha.sls").read_text())["pgha"]
+PILLAR = labpillar.raw()
 DEFAULTS = yaml.safe_load((REPO / "salt" / "pgha" / "defaults.yaml").read_text())["pgha"]
 PASSWORD = PILLAR["patroni"]["superuser"]["password"]
 PG = faults.PG

@@ -5,13 +5,12 @@
 #
 # Grow the cluster by one postgres node. First add the node to pillar (pgha:nodes) with
 # its address, roles: [postgres] and etcd_join: existing. Then: the running members
-# learn about it (pg_hba, etcd hosts; reloads only), etcd announces it as a learner,
-# it starts etcd with initial-cluster-state existing and is promoted to a voter, Patroni
-# clones it from the leader, and HAProxy gets it as a backend.
-#
-# Each salt.state step queues behind a state run already going on its minions (a
-# reaction of the reactor, an operator's highstate) instead of failing on it.
+# learn about it (pg_hba, etcd hosts; reloads only), etcd announces it as a learner
+# (once etcd would accept a membership change), it starts etcd with
+# initial-cluster-state existing and is promoted to a voter, Patroni clones it from the
+# leader, and HAProxy gets it as a backend. The run holds the maintenance lock.
 {%- from "pgha/map.jinja" import pgha %}
+{%- from "orch/macros.jinja" import step, maintenance %}
 {%- set node = salt["pillar.get"]("node") %}
 {%- set spec = pgha.nodes.get(node) if node else none %}
 {%- set running = pgha.postgres_members | reject("equalto", node) | list %}
@@ -39,125 +38,41 @@ pgha-orch-add-node-refused:
     - comment: {{ problem | json }}
     - failhard: True
 {%- else %}
-
-pgha-orch-add-node-healthy-before:
-  salt.state:
-    - queue: True
-    - tgt: {{ running | join(",") }}
-    - tgt_type: list
-    - subset: 1
-    - sls: [pgha.check.replicas]
-    - pillar: {{ without | json }}
-    - failhard: True
-    - require:
-      - pgha: pgha-orch-add-node-validate
-
-pgha-orch-add-node-sync:
-  salt.state:
-    - queue: True
-    - tgt: {{ node }}
-    - sls: [pgha.sync]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-add-node-healthy-before
+{%-   set member = {"member": node, "address": spec.address} %}
+{{ maintenance("pgha-orch-add-node", "orch.add_node", pgha.checks.replicas_timeout * 3) }}
+{{ step("pgha-orch-add-node-healthy-before", running, ["pgha.check.replicas"],
+        "pgha:pgha-orch-add-node-maintenance", subset=1, pillar=without) }}
+{{ step("pgha-orch-add-node-sync", [node], ["pgha.sync"], "pgha-orch-add-node-healthy-before") }}
 
 # The running members learn the new node: pg_hba admits its replication connection and
 # Patroni's etcd hosts include it (a reload each, no restart).
-pgha-orch-add-node-members-learn:
-  salt.state:
-    - queue: True
-    - tgt: {{ running | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.etcd, pgha.patroni]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-add-node-sync
+{{ step("pgha-orch-add-node-members-learn", running, ["pgha.etcd", "pgha.patroni"],
+        "pgha-orch-add-node-sync") }}
+
+# etcd accepts a member add only from a member connected to every other voter (a fault
+# a minute ago can leave one disconnected while /health says healthy): wait for it.
+{{ step("pgha-orch-add-node-etcd-ready", running, ["pgha.check.etcd"], "pgha-orch-add-node-members-learn",
+        subset=1, pillar={"pgha_run": {"membership": true}}) }}
 
 # etcd's runtime reconfiguration: `member add` (as a learner) comes first ...
-pgha-orch-add-node-etcd-announce:
-  salt.state:
-    - queue: True
-    - tgt: {{ running | join(",") }}
-    - tgt_type: list
-    - subset: 1
-    - sls: [pgha.etcd.member]
-    - pillar:
-        pgha_run: {member: {{ node }}, address: {{ spec.address }}, promote: false}
-    - failhard: True
-    - require:
-      - salt: pgha-orch-add-node-members-learn
+{{ step("pgha-orch-add-node-etcd-announce", running, ["pgha.etcd.member"], "pgha-orch-add-node-etcd-ready",
+        subset=1, pillar={"pgha_run": dict(member, promote=false)}) }}
 
 # ... then the node starts etcd with an empty data directory and
 # initial-cluster-state existing (etcd_join: existing) ...
-pgha-orch-add-node-etcd-start:
-  salt.state:
-    - queue: True
-    - tgt: {{ node }}
-    - sls: [pgha.etcd]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-add-node-etcd-announce
+{{ step("pgha-orch-add-node-etcd-start", [node], ["pgha.etcd"], "pgha-orch-add-node-etcd-announce") }}
 
 # ... and once it has caught up, the learner becomes a voter.
-pgha-orch-add-node-etcd-promote:
-  salt.state:
-    - queue: True
-    - tgt: {{ running | join(",") }}
-    - tgt_type: list
-    - subset: 1
-    - sls: [pgha.etcd.member]
-    - pillar:
-        pgha_run: {member: {{ node }}, address: {{ spec.address }}, promote: true}
-    - failhard: True
-    - require:
-      - salt: pgha-orch-add-node-etcd-start
-
-pgha-orch-add-node-etcd-quorum:
-  salt.state:
-    - queue: True
-    - tgt: {{ node }}
-    - sls: [pgha.check.etcd]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-add-node-etcd-promote
+{{ step("pgha-orch-add-node-etcd-promote", running, ["pgha.etcd.member"], "pgha-orch-add-node-etcd-start",
+        subset=1, pillar={"pgha_run": dict(member, promote=true)}) }}
+{{ step("pgha-orch-add-node-etcd-quorum", [node], ["pgha.check.etcd"], "pgha-orch-add-node-etcd-promote") }}
 
 # Patroni clones the node from the leader (pg_basebackup) and it streams.
-pgha-orch-add-node-patroni:
-  salt.state:
-    - queue: True
-    - tgt: {{ node }}
-    - sls: [pgha.postgres, pgha.patroni]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-add-node-etcd-quorum
-
-pgha-orch-add-node-streaming:
-  salt.state:
-    - queue: True
-    - tgt: {{ node }}
-    - sls: [pgha.check.replicas]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-add-node-patroni
-
+{{ step("pgha-orch-add-node-patroni", [node], ["pgha.postgres", "pgha.patroni"], "pgha-orch-add-node-etcd-quorum") }}
+{{ step("pgha-orch-add-node-streaming", [node], ["pgha.check.replicas"], "pgha-orch-add-node-patroni") }}
+{{ step("pgha-orch-add-node-beacons", [node], ["pgha.beacons"], "pgha-orch-add-node-streaming") }}
 {%-   if pgha.haproxy_members %}
-pgha-orch-add-node-haproxy:
-  salt.state:
-    - queue: True
-    - tgt: {{ pgha.haproxy_members | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.haproxy]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-add-node-streaming
-
-pgha-orch-add-node-routing:
-  salt.state:
-    - queue: True
-    - tgt: {{ pgha.haproxy_members | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.check.routing]
-    - require:
-      - salt: pgha-orch-add-node-haproxy
+{{ step("pgha-orch-add-node-haproxy", pgha.haproxy_members, ["pgha.haproxy"], "pgha-orch-add-node-streaming") }}
+{{ step("pgha-orch-add-node-routing", pgha.haproxy_members, ["pgha.check.routing"], "pgha-orch-add-node-haproxy") }}
 {%-   endif %}
 {%- endif %}

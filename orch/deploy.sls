@@ -4,13 +4,12 @@
 # salt-run state.orchestrate orch.deploy
 #
 # The rollout, from bare nodes to a checked cluster. Each step starts only after the
-# check before it passed; the first failure stops the run (failhard) and its comment
-# says what failed and on which minion. Re-running it on a healthy cluster changes and
-# restarts nothing.
-#
-# Each salt.state step queues behind a state run already going on its minions (a
-# reaction of the reactor, an operator's highstate) instead of failing on it.
+# check before it passed; the first failure stops the run (a bad pillar before anything
+# is touched; later steps chain by require) and its comment says what failed and on
+# which minion. Re-running it on a healthy cluster changes and restarts nothing. It
+# holds the maintenance lock while it runs (orch/macros.jinja).
 {%- from "pgha/map.jinja" import pgha %}
+{%- from "orch/macros.jinja" import step, maintenance %}
 {%- set postgres = pgha.postgres_members %}
 {%- set haproxy = pgha.haproxy_members %}
 {%- set bootstrap = pgha.bootstrap_node %}
@@ -24,118 +23,43 @@ pgha-orch-deploy-validate:
     - name: pgha
     - failhard: True
 
+{{ maintenance("pgha-orch-deploy", "orch.deploy", 1800) }}
+
 # pgha's modules (patroni, etcd3, pgha) on every node, for the checks below.
-pgha-orch-deploy-sync:
-  salt.state:
-    - queue: True
-    - sls: [pgha.sync]
-    - tgt: {{ (postgres + haproxy) | join(",") }}
-    - tgt_type: list
-    - failhard: True
-    - require:
-      - pgha: pgha-orch-deploy-validate
+{{ step("pgha-orch-deploy-sync", postgres + haproxy, ["pgha.sync"], "pgha:pgha-orch-deploy-maintenance") }}
 
-# 2. etcd on every postgres node, then 3. a quorum with a leader.
-pgha-orch-deploy-etcd:
-  salt.state:
-    - queue: True
-    - tgt: {{ postgres | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.etcd]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-deploy-sync
-
-pgha-orch-deploy-etcd-quorum:
-  salt.state:
-    - queue: True
-    - tgt: {{ bootstrap }}
-    # With quorum, etcd's users and roles (pgha:etcd:auth) before Patroni logs in.
-    - sls: [pgha.check.etcd, pgha.etcd.auth]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-deploy-etcd
+# 2. etcd on every postgres node, then 3. a quorum with a leader; etcd's users and
+# roles (pgha:etcd:auth) once quorum exists, before Patroni logs in.
+{{ step("pgha-orch-deploy-etcd", postgres, ["pgha.etcd"], "pgha-orch-deploy-sync") }}
+{{ step("pgha-orch-deploy-etcd-quorum", [bootstrap], ["pgha.check.etcd", "pgha.etcd.auth"], "pgha-orch-deploy-etcd") }}
 
 # 4. PostgreSQL and Patroni on one node first: it runs initdb and takes the leader key.
-pgha-orch-deploy-bootstrap:
-  salt.state:
-    - queue: True
-    - tgt: {{ bootstrap }}
-    - sls: [pgha.postgres, pgha.patroni]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-deploy-etcd-quorum
-
-pgha-orch-deploy-leader:
-  salt.state:
-    - queue: True
-    - tgt: {{ bootstrap }}
-    - sls: [pgha.check.leader]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-deploy-bootstrap
-
+{{ step("pgha-orch-deploy-bootstrap", [bootstrap], ["pgha.postgres", "pgha.patroni"], "pgha-orch-deploy-etcd-quorum") }}
+{{ step("pgha-orch-deploy-leader", [bootstrap], ["pgha.check.leader"], "pgha-orch-deploy-bootstrap") }}
+{%- set ns = namespace(before_streaming="pgha-orch-deploy-leader") %}
 {%- if replicas %}
-# 5. The other nodes clone from the leader; wait until every one of them streams.
-pgha-orch-deploy-replicas:
-  salt.state:
-    - queue: True
-    - tgt: {{ replicas | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.postgres, pgha.patroni]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-deploy-leader
-{%- endif %}
 
-pgha-orch-deploy-streaming:
-  salt.state:
-    - queue: True
-    - tgt: {{ bootstrap }}
-    - sls: [pgha.check.replicas]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-deploy-leader
+# 5. The other nodes clone from the leader; wait until every one of them streams.
+{{ step("pgha-orch-deploy-replicas", replicas, ["pgha.postgres", "pgha.patroni"], "pgha-orch-deploy-leader") }}
+{%-   set ns.before_streaming = "pgha-orch-deploy-replicas" %}
+{%- endif %}
+{{ step("pgha-orch-deploy-streaming", [bootstrap], ["pgha.check.replicas"], ns.before_streaming) }}
 
 # Losing one node must never cost both elections at once: etcd's leader goes elsewhere.
-pgha-orch-deploy-etcd-leader:
-  salt.state:
-    - queue: True
-    - tgt: {{ bootstrap }}
-    - sls: [pgha.etcd.leader]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-deploy-streaming
+{{ step("pgha-orch-deploy-etcd-leader", [bootstrap], ["pgha.etcd.leader"], "pgha-orch-deploy-streaming") }}
 
 {%- if haproxy %}
 # 6. HAProxy, then the front end that points at it.
-pgha-orch-deploy-haproxy:
-  salt.state:
-    - queue: True
-    - tgt: {{ haproxy | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.haproxy]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-deploy-streaming
+{{ step("pgha-orch-deploy-haproxy", haproxy, ["pgha.haproxy"], "pgha-orch-deploy-etcd-leader") }}
 
 {%-   if pgha.frontend == "keepalived" %}
-pgha-orch-deploy-frontend:
-  salt.state:
-    - queue: True
-    - tgt: {{ haproxy | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.keepalived]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-deploy-haproxy
+{{ step("pgha-orch-deploy-frontend", haproxy, ["pgha.keepalived"], "pgha-orch-deploy-haproxy") }}
 {%-   elif pgha.frontend == "hetzner" and not hcloud_loaded %}
 pgha-orch-deploy-frontend:
   test.fail_without_changes:
     - comment: >-
         frontend hetzner: the hcloud_lb module cannot load on the master; install the
         hcloud library into the salt-master's Python (requirements.txt pins it)
-    - failhard: True
     - require:
       - salt: pgha-orch-deploy-haproxy
 {%-   elif pgha.frontend == "hetzner" %}
@@ -146,15 +70,13 @@ pgha-orch-deploy-frontend:
 {%-     for key, value in lb | dictsort %}
     - {{ key }}: {{ value | json }}
 {%-     endfor %}
-    - failhard: True
     - require:
       - salt: pgha-orch-deploy-haproxy
 
 pgha-orch-deploy-frontend-healthy:
   hcloud_lb.targets_healthy:
-    - name: {{ lb.name }}
+    - name: {{ lb.name | json }}
     - timeout: {{ pgha.hetzner.healthy_timeout }}
-    - failhard: True
     - require:
       - hcloud_lb: pgha-orch-deploy-frontend
 {%-   endif %}
@@ -164,23 +86,16 @@ pgha-orch-deploy-end-to-end:
   pgha.end_to_end:
     - name: through the front end
     - timeout: 90
-    - failhard: True
     - require:
-      - salt: pgha-orch-deploy-haproxy
 {%-   if hcloud_loaded %}
       - hcloud_lb: pgha-orch-deploy-frontend-healthy
+{%-   elif pgha.frontend == "hetzner" %}
+      - test: pgha-orch-deploy-frontend
+{%-   else %}
+      - salt: pgha-orch-deploy-frontend
 {%-   endif %}
 {%- endif %}
 
 # Self-healing: the beacons the reactor listens to (pgha:heal).
-pgha-orch-deploy-beacons:
-  salt.state:
-    - queue: True
-    - tgt: {{ (postgres + haproxy) | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.beacons]
-    - require:
-      - salt: pgha-orch-deploy-streaming
-{%- if haproxy %}
-      - pgha: pgha-orch-deploy-end-to-end
-{%- endif %}
+{{ step("pgha-orch-deploy-beacons", postgres + haproxy, ["pgha.beacons"],
+        "pgha:pgha-orch-deploy-end-to-end" if haproxy else "pgha-orch-deploy-etcd-leader") }}

@@ -4,39 +4,21 @@
 # salt-run state.orchestrate orch.remove_node pillar='{"node": "pg-04"}'
 #
 # Shrink the cluster by one postgres node. Refuses the Patroni leader (switch over
-# first) and any removal that would leave etcd without a healthy quorum. Otherwise:
-# Patroni stops on the node, its etcd member is removed, the node is cleaned (software,
+# first) and any removal that would leave etcd without a healthy quorum
+# (pgha.removal_plan). Otherwise: the node's beacons go first (so the reactor does not
+# start again what this run stops), it is checked once more not to lead right before
+# Patroni stops on it, its etcd member is removed, the node is cleaned (software,
 # configuration and data), and the other members and HAProxy stop pointing at it.
-# Afterwards, delete the node from pillar.
-#
-# Each salt.state step queues behind a state run already going on its minions (a
-# reaction of the reactor, an operator's highstate) instead of failing on it.
+# Afterwards, delete the node from pillar. The run holds the maintenance lock.
 {%- from "pgha/map.jinja" import pgha %}
+{%- from "orch/macros.jinja" import step, maintenance %}
 {%- set node = salt["pillar.get"]("node") %}
 {%- set remaining = pgha.postgres_members | reject("equalto", node) | list %}
 {%- set without = {"pgha": {"nodes": {node: {"state": "absent"}}}} if node else {} %}
-{%- set problem = none %}
 {%- if not node %}
 {%-   set problem = "name the node to remove: pillar='{\"node\": \"pg-04\"}'" %}
-{%- elif node not in pgha.postgres_members %}
-{%-   set problem = node ~ " is not a postgres node of " ~ pgha.cluster.name ~ " (members: " ~ pgha.postgres_members | join(", ") ~ ")" %}
 {%- else %}
-{%-   set leader = salt["saltutil.cmd"](remaining | join(","), "patroni.leader", tgt_type="list", timeout=15).values() | selectattr("retcode", "equalto", 0) | map(attribute="ret") | list %}
-{%-   set health = salt["saltutil.cmd"](remaining | join(","), "etcd3.health", tgt_type="list", timeout=15).values() | selectattr("retcode", "equalto", 0) | map(attribute="ret") | list %}
-{%-   if not leader %}
-{%-     set problem = "no remaining member answered with the Patroni leader; the cluster must be healthy to shrink" %}
-{%-   elif leader[0] == node %}
-{%-     set problem = node ~ " is the Patroni leader; switch over first (orch.switchover), then remove it" %}
-{%-   elif not health %}
-{%-     set problem = "no remaining member answered with etcd's health" %}
-{%-   else %}
-{%-     set alive = health[0] | dictsort | selectattr("1.healthy") | map(attribute="0") | reject("equalto", node) | list %}
-{%-     if alive | length < (remaining | length) // 2 + 1 %}
-{%-       set problem = "removing " ~ node ~ " would leave " ~ (alive | length) ~ " healthy etcd members of " ~ (remaining | length) ~ ": no quorum" %}
-{%-     elif remaining | length < 3 and not pgha.cluster.dev_single_etcd %}
-{%-       set problem = "removing " ~ node ~ " would leave " ~ (remaining | length) ~ " etcd members; at least 3 are needed to survive a failure" %}
-{%-     endif %}
-{%-   endif %}
+{%-   set problem = salt["pgha.removal_plan"](node).problem %}
 {%- endif %}
 
 pgha-orch-remove-node-validate:
@@ -50,83 +32,31 @@ pgha-orch-remove-node-refused:
     - comment: {{ problem | json }}
     - failhard: True
 {%- else %}
+{{ maintenance("pgha-orch-remove-node", "orch.remove_node", pgha.checks.replicas_timeout * 2) }}
+{{ step("pgha-orch-remove-node-beacons-off", [node], ["pgha.beacons.clean"],
+        "pgha:pgha-orch-remove-node-maintenance") }}
 
-pgha-orch-remove-node-patroni-stopped:
-  salt.state:
-    - queue: True
-    - tgt: {{ node }}
-    - sls: [pgha.patroni.service.clean]
-    - failhard: True
-    - require:
-      - pgha: pgha-orch-remove-node-validate
-
-pgha-orch-remove-node-etcd-member:
-  salt.state:
-    - queue: True
-    - tgt: {{ remaining | join(",") }}
-    - tgt_type: list
-    - subset: 1
-    - sls: [pgha.etcd.member]
-    - pillar:
-        pgha_run: {member: {{ node }}, absent: true}
-    - failhard: True
-    - require:
-      - salt: pgha-orch-remove-node-patroni-stopped
+# The leader may have changed since this run was planned: check again, right before.
+{{ step("pgha-orch-remove-node-not-leader", remaining, ["pgha.check.not_leader"],
+        "pgha-orch-remove-node-beacons-off", subset=1, pillar={"pgha_run": {"member": node}}) }}
+{{ step("pgha-orch-remove-node-patroni-stopped", [node], ["pgha.patroni.service.clean"],
+        "pgha-orch-remove-node-not-leader") }}
+{{ step("pgha-orch-remove-node-etcd-ready", remaining, ["pgha.check.etcd"],
+        "pgha-orch-remove-node-patroni-stopped", subset=1, pillar={"pgha_run": {"membership": true}}) }}
+{{ step("pgha-orch-remove-node-etcd-member", remaining, ["pgha.etcd.member"],
+        "pgha-orch-remove-node-etcd-ready", subset=1, pillar={"pgha_run": {"member": node, "absent": true}}) }}
 
 # A removed member's data must never be reused: the node is cleaned with its data.
-pgha-orch-remove-node-clean:
-  salt.state:
-    - queue: True
-    - tgt: {{ node }}
-    - sls: [pgha.clean]
-    - pillar:
-        pgha: {clean: {remove_data: true}}
-    - failhard: True
-    - require:
-      - salt: pgha-orch-remove-node-etcd-member
-
-pgha-orch-remove-node-members-forget:
-  salt.state:
-    - queue: True
-    - tgt: {{ remaining | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.etcd, pgha.patroni]
-    - pillar: {{ without | json }}
-    - failhard: True
-    - require:
-      - salt: pgha-orch-remove-node-clean
-
-pgha-orch-remove-node-healthy:
-  salt.state:
-    - queue: True
-    - tgt: {{ remaining | join(",") }}
-    - tgt_type: list
-    - subset: 1
-    - sls: [pgha.check.replicas]
-    - pillar: {{ without | json }}
-    - failhard: True
-    - require:
-      - salt: pgha-orch-remove-node-members-forget
-
+{{ step("pgha-orch-remove-node-clean", [node], ["pgha.clean"], "pgha-orch-remove-node-etcd-member",
+        pillar={"pgha": {"clean": {"remove_data": true}}}) }}
+{{ step("pgha-orch-remove-node-members-forget", remaining, ["pgha.etcd", "pgha.patroni"],
+        "pgha-orch-remove-node-clean", pillar=without) }}
+{{ step("pgha-orch-remove-node-healthy", remaining, ["pgha.check.replicas"],
+        "pgha-orch-remove-node-members-forget", subset=1, pillar=without) }}
 {%-   if pgha.haproxy_members %}
-pgha-orch-remove-node-haproxy:
-  salt.state:
-    - queue: True
-    - tgt: {{ pgha.haproxy_members | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.haproxy]
-    - pillar: {{ without | json }}
-    - failhard: True
-    - require:
-      - salt: pgha-orch-remove-node-healthy
-
-pgha-orch-remove-node-routing:
-  salt.state:
-    - queue: True
-    - tgt: {{ pgha.haproxy_members | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.check.routing]
-    - require:
-      - salt: pgha-orch-remove-node-haproxy
+{{ step("pgha-orch-remove-node-haproxy", pgha.haproxy_members, ["pgha.haproxy"],
+        "pgha-orch-remove-node-healthy", pillar=without) }}
+{{ step("pgha-orch-remove-node-routing", pgha.haproxy_members, ["pgha.check.routing"],
+        "pgha-orch-remove-node-haproxy") }}
 {%-   endif %}
 {%- endif %}

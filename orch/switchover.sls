@@ -5,70 +5,34 @@
 #
 # A planned switchover: Patroni hands leadership to the candidate (or the healthiest
 # replica), the old leader streams from it, etcd's leader moves off the new primary,
-# and every HAProxy is checked to send writes to the new leader only.
-#
-# Each salt.state step queues behind a state run already going on its minions (a
-# reaction of the reactor, an operator's highstate) instead of failing on it.
+# and every HAProxy is checked to send writes to the new leader only. The run holds the
+# maintenance lock: self-healing waits until it is done.
 {%- from "pgha/map.jinja" import pgha %}
+{%- from "orch/macros.jinja" import step, maintenance %}
 {%- set candidate = salt["pillar.get"]("candidate") %}
+{%- set postgres = pgha.postgres_members %}
 
 pgha-orch-switchover-validate:
   pgha.validated:
     - name: pgha
     - failhard: True
 
-{%- if candidate and candidate not in pgha.postgres_members %}
+{%- if candidate and candidate not in postgres %}
 pgha-orch-switchover-candidate:
   test.fail_without_changes:
-    - comment: >-
-        candidate {{ candidate }} is not a postgres node of {{ pgha.cluster.name }};
-        choose one of {{ pgha.postgres_members | join(", ") }}
+    - comment: {{ ("candidate " ~ candidate ~ " is not a postgres node of " ~ pgha.cluster.name
+                   ~ "; choose one of " ~ postgres | join(", ")) | json }}
     - failhard: True
 {%- endif %}
-
-pgha-orch-switchover-healthy-before:
-  salt.state:
-    - queue: True
-    - tgt: 'roles:postgres'
-    - tgt_type: grain
-    - subset: 1
-    - sls: [pgha.check.replicas]
-    - failhard: True
-    - require:
-      - pgha: pgha-orch-switchover-validate
-
-pgha-orch-switchover-switch:
-  salt.state:
-    - queue: True
-    - tgt: 'roles:postgres'
-    - tgt_type: grain
-    - subset: 1
-    - sls: [pgha.switchover]
-    - pillar:
-        pgha_run:
-          candidate: {{ candidate | json }}
-    - failhard: True
-    - require:
-      - salt: pgha-orch-switchover-healthy-before
-
-pgha-orch-switchover-etcd-leader:
-  salt.state:
-    - queue: True
-    - tgt: 'roles:postgres'
-    - tgt_type: grain
-    - subset: 1
-    - sls: [pgha.etcd.leader]
-    - require:
-      - salt: pgha-orch-switchover-switch
-
+{{ maintenance("pgha-orch-switchover", "orch.switchover", pgha.checks.replicas_timeout * 3) }}
+{{ step("pgha-orch-switchover-healthy-before", postgres, ["pgha.check.replicas"],
+        "pgha:pgha-orch-switchover-maintenance", subset=1) }}
+{{ step("pgha-orch-switchover-switch", postgres, ["pgha.switchover"],
+        "pgha-orch-switchover-healthy-before", subset=1,
+        pillar={"pgha_run": {"candidate": candidate}}) }}
+{{ step("pgha-orch-switchover-etcd-leader", postgres, ["pgha.etcd.leader"],
+        "pgha-orch-switchover-switch", subset=1) }}
 {%- if pgha.haproxy_members %}
-pgha-orch-switchover-routing:
-  salt.state:
-    - queue: True
-    - tgt: {{ pgha.haproxy_members | join(",") }}
-    - tgt_type: list
-    - sls: [pgha.check.routing]
-    - failhard: True
-    - require:
-      - salt: pgha-orch-switchover-switch
+{{ step("pgha-orch-switchover-routing", pgha.haproxy_members, ["pgha.check.routing"],
+        "pgha-orch-switchover-switch") }}
 {%- endif %}

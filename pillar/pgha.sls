@@ -3,8 +3,8 @@
 # The lab's cluster: three database nodes, two HAProxy nodes, a VRRP VIP.
 # Every key and its default is documented in pillar.example.
 #
-# Lab secrets are in clear text here because the lab is disposable and unreachable
-# from outside the host. In production keep them encrypted (see pillar.example: gpg).
+# No secret lives here: this file goes to every minion. The secrets are in
+# pgha_secrets/, and pillar/top.sls gives each minion only its role's.
 pgha:
   cluster:
     name: pgha
@@ -41,30 +41,24 @@ pgha:
     package_versions:
       patroni: 4.0.7-3~deb13u1
       python3-etcd: 0.4.5-6
-    restapi:
-      password: lab-rest-3f9c1a
-    superuser:
-      password: lab-super-8d2e47
-    replication:
-      password: lab-repl-5b7c90
-    rewind:
-      password: lab-rewind-1a6f33
 
   etcd:
     package_versions:
       etcd-server: 3.5.16-4
       etcd-client: 3.5.16-4
     auth: true
-    root_password: lab-etcd-root-c41d0e
-    patroni_password: lab-etcd-patroni-93ab27
+    # The host's own tools (tests, fault injection) use the lab CA's lab-host certificate.
 
   haproxy:
     package_versions:
       haproxy: 3.0.11-1+deb13u4
-    stats:
-      password: lab-stats-77e0b2
 
   frontend: keepalived
+
+  heal:
+    # Shorter than the defaults so the lab's self-healing tests wait less.
+    not_streaming_grace: 30
+    reinit_grace: 15
 
   keepalived:
     vip: 198.51.100.10

@@ -1,12 +1,31 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Every minion (and the master's orchestration) sees the same cluster description.
-# `lab_overrides` lives outside the checkout (/var/lib/pgha-lab/pillar, the second
-# pillar root): the tests layer changes over the lab pillar there, e.g. an added node.
-# `lab_tls` (same place) carries the lab's certificates, written by pgha-lab.
+# Every minion (and the master's orchestration) sees the cluster description; each
+# minion gets only its role's secrets. Secrets are scoped by minion id, which the master
+# authenticates, never by grains, which a minion sets for itself.
+#
+# lab_roles.yaml, lab_tls and lab_overrides live outside the checkout
+# (/var/lib/pgha-lab/pillar, the second pillar root), written by pgha-lab: the minion
+# ids of each role (from lab/pgha_lab/topology.py), the lab's certificates (each minion
+# gets only its own key), and the tests' changes over the lab pillar (e.g. an added node).
+{%- import_yaml "lab_roles.yaml" as lab_roles %}
 base:
   '*':
     - pgha
     - lab_tls
+    - ignore_missing: True
+  {{ lab_roles.postgres | join(",") | json }}:
+    - match: list
+    - pgha_secrets.postgres
+  {{ lab_roles.haproxy | join(",") | json }}:
+    - match: list
+    - pgha_secrets.haproxy
+  # The master's own id: what its orchestrations compile.
+  lab-master:
+    - pgha_secrets.postgres
+    - pgha_secrets.haproxy
+  # The tests' changes, for every minion and the master, last so that they win.
+  'E@.*':
+    - match: compound
     - lab_overrides
     - ignore_missing: True

@@ -4,5 +4,5 @@ pgha-react-etcd-unhealthy:
     - args:
       - mods: orch.heal.etcd
       - pillar:
-          event_tag: {{ tag }}
+          event_tag: {{ tag | json }}
           event_data: {{ data | json }}

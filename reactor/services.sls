@@ -1,8 +1,8 @@
-{#- A pgha service is down on data["id"]: converge its service state (orch/heal/service.sls). #}
+{#- A pgha service is down: orch/heal/service.sls checks who says so, then converges it. #}
 pgha-react-service-down:
   runner.state.orchestrate:
     - args:
       - mods: orch.heal.service
       - pillar:
-          event_tag: {{ tag }}
+          event_tag: {{ tag | json }}
           event_data: {{ data | json }}

@@ -19,16 +19,18 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from saltjobs import SaltJobs
 
+from pgha_lab import labpillar, workload
 from pgha_lab import master as lab_master
 from pgha_lab import node as lab_node
-from pgha_lab.topology import MASTER_CONFIG_DIR, NODES, REPO_ROOT, VIP, default_nodes
+from pgha_lab.topology import BRIDGE, MASTER_CONFIG_DIR, NODES, VIP, default_nodes
 
 LAB_MINIONS = [n.name for n in default_nodes()]
 PG_NODES = [n for n in LAB_MINIONS if n.startswith("pg-")]
 HAPROXY_NODES = [n for n in LAB_MINIONS if n.startswith("haproxy-")]
-# The lab pillar, read as the master reads it (it is plain YAML).
-PILLAR = yaml.safe_load((REPO_ROOT / "pillar" / "pgha.sls").read_text())["pgha"]
+# The lab pillar with every secret, as the operator on the host reads it (plain YAML).
+PILLAR = labpillar.raw()
 SUPERUSER = PILLAR["patroni"]["superuser"]
 
 
@@ -82,7 +84,9 @@ def master(salt_factories, lab_is_up):
 
 @pytest.fixture(scope="session")
 def salt_cli(master):
-    return master.salt_cli(timeout=120)
+    """`salt` bounded by the job cache (tests/saltjobs.py): `.run(fun, *args, minion_tgt=...,
+    tgt_type=..., _timeout=...)` returns as soon as every targeted minion has returned."""
+    return SaltJobs(master.config_file)
 
 
 @pytest.fixture(scope="session")
@@ -91,21 +95,14 @@ def salt_run_cli(master):
 
 
 def salt_data(ret, targets: list[str]) -> dict:
-    """Per-minion data of a salt CLI run: {minion: return}, None for a minion that did not return.
-
-    pytest-salt-factories unwraps the output when exactly one minion is targeted; this
-    puts the minion level back so callers always see the same shape.
-    """
-    data = ret.data
-    if len(targets) == 1 and not (isinstance(data, dict) and set(data) == set(targets)):
-        data = {targets[0]: data}
-    data = data if isinstance(data, dict) else {}
-    return {name: data.get(name) for name in targets}
+    """Per-minion data of a salt_cli run: {minion: return}, None for a minion that did not return."""
+    return {name: ret.data.get(name) for name in targets}
 
 
 def ping(salt_cli, targets: list[str]) -> dict:
     """{minion: True} for each minion that answered test.ping, False for the others."""
-    ret = salt_cli.run("-L", "--timeout=5", "test.ping", minion_tgt=",".join(targets), _timeout=60)
+    ret = salt_cli.run("test.ping", minion_tgt=",".join(targets), tgt_type="list", _timeout=8,
+                       recover=False)
     return {name: value is True for name, value in salt_data(ret, targets).items()}
 
 
@@ -161,6 +158,45 @@ def sql(query: str, *params, host: str = VIP, port: int = 5432, dbname: str = "p
         return conn.execute(query, params or None).fetchall()
 
 
+@contextlib.contextmanager
+def foreign_namespace(address: str):
+    """A network namespace on the lab bridge with an address no pillar network covers."""
+    ns, host_if, ns_if = "pgha-probe", "pgha-probe-h", "pgha-probe-n"
+    run = lambda *a: subprocess.run(["ip", *a], check=True, capture_output=True)  # noqa: E731
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+    run("netns", "add", ns)
+    try:
+        run("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        run("link", "set", ns_if, "netns", ns)
+        run("link", "set", host_if, "master", BRIDGE, "up")
+        run("-n", ns, "addr", "add", f"{address}/24", "dev", ns_if)
+        run("-n", ns, "link", "set", ns_if, "up")
+        yield ns
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+
+# For probe_from: connect to each host given after the password; print the outcome.
+CONNECT_PROBE = ("import psycopg, sys\n"
+                 "for host in sys.argv[2:]:\n"
+                 "    try:\n"
+                 "        psycopg.connect(host=host, user='postgres', password=sys.argv[1],"
+                 " dbname='postgres', connect_timeout=5).close(); print(host, 'CONNECTED')\n"
+                 "    except psycopg.OperationalError as exc: print(host, str(exc).replace('\\n', ' '))\n")
+
+
+def probe_from(address: str, script: str, *args: str, timeout: float = 60) -> str:
+    """Run a Python *script* (with *args*) from a network namespace on the lab bridge
+    that holds *address*, an address no pillar network covers; return its stdout."""
+    import sys
+    with foreign_namespace(address) as ns:
+        return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", script, *args],
+                              capture_output=True, text=True, timeout=timeout).stdout
+
+
 # ---- orchestration ----------------------------------------------------------------------
 
 @dataclass
@@ -188,13 +224,21 @@ class OrchResult:
         return "\n".join(f"{s['__id__']}: {s.get('comment')}" for s in self.states.values())
 
 
-def orchestrate(salt_run_cli, sls: str, pillar: dict | None = None, timeout: int = 900) -> OrchResult:
+def orchestrate(salt_run_cli, sls: str, pillar: dict | None = None, timeout: int = 600) -> OrchResult:
+    """Run an orchestration; a run that outlasts *timeout* fails the test with what every
+    minion is still running (job ids), not with a bare timeout."""
+    from pytestshellutils.exceptions import FactoryTimeout
     args = ["state.orchestrate", sls]
     if pillar:
         import json
         args.append(f"pillar={json.dumps(pillar)}")
     start = time.monotonic()
-    ret = salt_run_cli.run(*args, _timeout=timeout)
+    try:
+        ret = salt_run_cli.run(*args, _timeout=timeout)
+    except FactoryTimeout:
+        running = SaltJobs(str(MASTER_CONFIG_DIR / "master")).running()
+        pytest.fail(f"salt-run state.orchestrate {sls} did not finish within {timeout}s; "
+                    f"jobs still running on the minions: {running or 'none'}")
     seconds = time.monotonic() - start
     data = ret.data if isinstance(ret.data, dict) else {}
     states = {}
@@ -208,7 +252,7 @@ def orchestrate(salt_run_cli, sls: str, pillar: dict | None = None, timeout: int
 @pytest.fixture(scope="session")
 def deploy(salt_run_cli, minions):
     """orch.deploy from whatever state the nodes are in (bare, in `make test`), once."""
-    result = orchestrate(salt_run_cli, "orch.deploy")
+    result = orchestrate(salt_run_cli, "orch.deploy", timeout=480)
     assert result.retcode == 0 and not result.failed, result.comments() or result.raw
     return result
 
@@ -222,8 +266,8 @@ def cluster(deploy, salt_cli):
 
 def wait_healthy(salt_cli, timeout: int = 180):
     ret = salt_cli.run("patroni.wait_healthy", f"timeout={timeout}", minion_tgt="pg-01",
-                       _timeout=timeout + 60)
-    assert ret.returncode == 0, ret.stdout
+                       _timeout=timeout + 30)
+    assert ret.returncode == 0, ret.stdout + ret.stderr
     return salt_data(ret, ["pg-01"])["pg-01"]
 
 
@@ -235,6 +279,7 @@ def node_fingerprint(salt_cli):
     ret = salt_cli.run("cmd.run", f"sha256sum {files} 2>/dev/null; "
                        "systemctl show -p MainPID --value patroni etcd haproxy keepalived",
                        minion_tgt="*", _timeout=60)
+    assert not ret.missing, ret.stderr
     return ret.data
 
 
@@ -255,8 +300,8 @@ def pillar_override(salt_cli, data: dict):
 
 
 def refresh_pillar(salt_cli):
-    ret = salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*", _timeout=120)
-    assert ret.returncode == 0, ret.stdout
+    ret = salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*", _timeout=60)
+    assert ret.returncode == 0, ret.stdout + ret.stderr
 
 
 # ---- the master's event bus -------------------------------------------------------------
@@ -304,3 +349,119 @@ def master_events(master):
     events = MasterEvents(master.config)
     yield events
     events.close()
+
+
+# ---- a proven starting state ------------------------------------------------------------
+
+def vip_holders(lab) -> list[str]:
+    """The haproxy nodes whose eth0 carries the VIP (asked inside each running node)."""
+    return [n for n in HAPROXY_NODES if lab.is_running(NODES[n])
+            and f" {VIP}/" in lab.exec_(NODES[n], ["ip", "-4", "-o", "addr", "show", "eth0"]).stdout]
+
+
+def cluster_problems(salt_cli, lab) -> list[str]:
+    """Everything that keeps the lab from the state every test module starts from, each
+    as a sentence naming the component and the member: one Patroni leader with every
+    replica streaming, etcd healthy and accepting membership changes, HAProxy routing
+    writes to the leader, the VIP on one node, no remediation in flight, and nothing
+    left over (pillar override, learner, spare node)."""
+    problems = []
+    override = lab_master.PILLAR_OVERRIDE_DIR / "lab_overrides.sls"
+    if override.exists():
+        problems.append(f"a pillar override is left over: {override}")
+    spare = [n.name for n in NODES.values() if n.spare and n.dir.exists()]
+    if spare:
+        problems.append(f"spare node(s) left over: {', '.join(spare)}")
+
+    states = workload.member_states(PG_NODES)
+    leader = workload.leader(states)
+    if leader is None:
+        roles = {n: (st or {}).get("role", "no answer") for n, st in states.items()}
+        problems.append(f"Patroni: no single primary ({roles})")
+    elif not workload.healthy(states):
+        for name, st in sorted(states.items()):
+            if name != leader and not (st and st.get("replication_state") == "streaming"
+                                       and st.get("timeline") == states[leader].get("timeline")):
+                problems.append(f"Patroni: {name} is not streaming from {leader} "
+                                f"({(st or {}).get('state', 'no answer')})")
+    asker = leader or PG_NODES[0]
+    members = salt_data(salt_cli.run("etcd3.members", minion_tgt=asker, _timeout=30), [asker])[asker]
+    if not isinstance(members, list):
+        problems.append(f"etcd: {asker} cannot list members: {members}")
+    else:
+        names = sorted(m["name"] or m["id"] for m in members)
+        if names != PG_NODES:
+            problems.append(f"etcd: members are {names}, not {PG_NODES}")
+        learners = [m["name"] or m["id"] for m in members if m["is_learner"]]
+        if learners:
+            problems.append(f"etcd: learner(s) left over: {', '.join(learners)}")
+        ready = salt_data(salt_cli.run("etcd3.membership_ready", minion_tgt=asker, _timeout=30),
+                          [asker])[asker]
+        if not isinstance(ready, dict):
+            problems.append(f"etcd: {asker} cannot tell its peer connections: {ready}")
+        else:
+            problems += [f"etcd: {p}" for p in ready["problems"]]
+        health = salt_data(salt_cli.run("etcd3.health", minion_tgt=asker, _timeout=30), [asker])[asker]
+        for name, st in sorted((health or {}).items()) if isinstance(health, dict) else ():
+            if not st["healthy"]:
+                problems.append(f"etcd: {name} is unhealthy: {st['reason']}")
+
+    backends = salt_cli.run("pgha_haproxy.backends", minion_tgt=",".join(HAPROXY_NODES),
+                            tgt_type="list", _timeout=30)
+    for node in HAPROXY_NODES:
+        servers = backends.data.get(node)
+        if not isinstance(servers, list):
+            problems.append(f"HAProxy: {node} did not report its backends: {servers}")
+            continue
+        up = sorted(s["server"] for s in servers if s["proxy"] == "postgres_writer" and s["status"] == "UP")
+        if leader and up != [leader]:
+            problems.append(f"HAProxy: {node} routes writes to {up or 'nothing'}, not {leader}")
+    holders = vip_holders(lab)
+    if len(holders) != 1:
+        problems.append(f"VIP {VIP} is held by {holders or 'no node'}")
+    elif leader:
+        # And a client's write through it really reaches the leader.
+        try:
+            with pg_connect(VIP, 5432) as conn:
+                served = conn.execute("SELECT host(inet_server_addr()), pg_is_in_recovery()").fetchone()
+            if served != (NODES[leader].address, False):
+                problems.append(f"the VIP's writer port reaches {served}, not the leader {leader}")
+        except psycopg.Error as exc:
+            problems.append(f"the VIP's writer port refuses a client: {str(exc).strip()}")
+
+    running = salt_cli.running()
+    if running:
+        problems.append(f"remediation or another job in flight: {running}")
+    return problems
+
+
+def prove_cluster(salt_cli, lab, timeout: float = 300, settle: float = 3.0) -> None:
+    """Wait until cluster_problems() is empty twice in a row, *settle* seconds apart (a
+    reaction between two steps runs nothing for a moment); fail naming what is not yet
+    healthy after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    clean_since = None
+    while True:
+        problems = cluster_problems(salt_cli, lab)
+        now = time.monotonic()
+        if problems:
+            clean_since = None
+        elif clean_since is None:
+            clean_since = now
+        elif now - clean_since >= settle:
+            return
+        if now > deadline:
+            pytest.fail(f"the cluster is not in its proven starting state after {timeout:.0f}s:\n- "
+                        + "\n- ".join(problems or ["(healthy, but not for long enough)"]))
+        time.sleep(1 if problems else settle)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def proven_cluster(request):
+    """Every test module that uses the deployed cluster starts from a cluster proven
+    healthy in every component. Modules that set NEEDS_CLUSTER = False (the lab's own
+    tests, the static checks, the teardown) skip this."""
+    if not getattr(request.module, "NEEDS_CLUSTER", True):
+        return
+    request.getfixturevalue("deploy")
+    prove_cluster(request.getfixturevalue("salt_cli"), request.getfixturevalue("lab"))

@@ -8,9 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import LAB_MINIONS, lab_cli, ping, wait_for
+
 from pgha_lab.topology import BRIDGE, HOST_ADDRESS, SUBNET
+
+# The lab itself, before any rollout.
+NEEDS_CLUSTER = False
 
 
 def tcp_probe(address: str, port: int = 9, timeout: float = 2.0) -> str:

@@ -5,20 +5,20 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from conftest import HAPROXY_NODES, PG_NODES, node_fingerprint, orchestrate, pg_connect, pillar_override, salt_data, sql, wait_for
 
-from conftest import (HAPROXY_NODES, PG_NODES, node_fingerprint, orchestrate, pg_connect,
-                      pillar_override, salt_data, sql, wait_for)
 from pgha_lab.topology import NODES, VIP
 
 
 def test_rollout_from_bare_nodes_succeeds(deploy):
-    expected = ["pgha-orch-deploy-validate", "pgha-orch-deploy-sync", "pgha-orch-deploy-etcd",
+    expected = ["pgha-orch-deploy-validate", "pgha-orch-deploy-maintenance",
+                "pgha-orch-deploy-sync", "pgha-orch-deploy-etcd",
                 "pgha-orch-deploy-etcd-quorum", "pgha-orch-deploy-bootstrap",
                 "pgha-orch-deploy-leader", "pgha-orch-deploy-replicas",
                 "pgha-orch-deploy-streaming", "pgha-orch-deploy-etcd-leader",
                 "pgha-orch-deploy-haproxy",
                 "pgha-orch-deploy-frontend", "pgha-orch-deploy-end-to-end",
-                "pgha-orch-deploy-beacons"]
+                "pgha-orch-deploy-beacons", "pgha-orch-deploy-maintenance-release"]
     ran = sorted(deploy.states.values(), key=lambda s: s["__run_num__"])
     assert [s["__id__"] for s in ran] == expected
     assert all(s["result"] is True for s in ran), deploy.comments()
@@ -85,8 +85,8 @@ def test_original_end_to_end_scenario_through_the_vip(cluster):
 
 
 def test_highstate_after_rollout_reports_zero_changes(cluster, salt_cli):
-    ret = salt_cli.run("state.highstate", minion_tgt="*", _timeout=600)
-    assert ret.returncode == 0, ret.stdout
+    ret = salt_cli.run("state.highstate", minion_tgt="*", _timeout=300)
+    assert ret.returncode == 0, ret.stdout + ret.stderr
     for minion, states in ret.data.items():
         changed = {s["__id__"]: s["changes"] for s in states.values() if s.get("changes")}
         failed = [s["__id__"] for s in states.values() if s.get("result") is not True]
@@ -99,7 +99,7 @@ def test_rerun_of_deploy_reports_zero_changes_and_restarts_nothing(cluster, salt
                            minion_tgt="*", _timeout=60)
         return ret.data
     before = started()
-    result = orchestrate(salt_run_cli, "orch.deploy")
+    result = orchestrate(salt_run_cli, "orch.deploy", timeout=300)
     assert result.retcode == 0 and not result.failed, result.comments()
     assert result.changed == [], result.comments()
     assert started() == before
@@ -108,7 +108,7 @@ def test_rerun_of_deploy_reports_zero_changes_and_restarts_nothing(cluster, salt
 def test_missing_required_key_stops_the_rollout_before_any_node_is_touched(cluster, salt_run_cli, salt_cli):
     before = node_fingerprint(salt_cli)
     with pillar_override(salt_cli, {"pgha": {"patroni": {"superuser": {"password": None}}}}):
-        result = orchestrate(salt_run_cli, "orch.deploy")
+        result = orchestrate(salt_run_cli, "orch.deploy", timeout=120)
     assert result.retcode != 0
     validate = next(s for s in result.states.values() if s["__id__"] == "pgha-orch-deploy-validate")
     assert validate["result"] is False
@@ -126,8 +126,8 @@ def test_a_repaired_node_is_brought_back_by_highstate(cluster, salt_cli, lab, vi
                      "/etc/default/etcd /etc/systemd/system/patroni.service.d/pgha.conf"], check=True)
     # queue: the services beacon may already have the reactor starting them again; an
     # operator's highstate waits for that run instead of being refused.
-    ret = salt_cli.run("state.highstate", "queue=True", minion_tgt=victim, _timeout=600)
-    assert ret.returncode == 0, ret.stdout
+    ret = salt_cli.run("state.highstate", "queue=True", minion_tgt=victim, _timeout=300)
+    assert ret.returncode == 0, ret.stdout + ret.stderr
 
     def streams():
         rows = salt_data(salt_cli.run("patroni.list", minion_tgt="pg-01"), ["pg-01"])["pg-01"]

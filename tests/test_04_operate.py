@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import PG_NODES, PILLAR, orchestrate, pillar_override, salt_data, sql, wait_for, wait_for_minions, wait_healthy
 
-from conftest import (PG_NODES, PILLAR, orchestrate, pillar_override, salt_data, sql, wait_for,
-                      wait_for_minions, wait_healthy)
 from pgha_lab import lab as lab_api
 from pgha_lab import node as lab_node
 from pgha_lab.topology import NODES
@@ -141,7 +140,7 @@ def test_etcd_move_leader(cluster, salt_cli):
 DYNAMIC = "pgha-patroni-config-dynamic-matches-pillar"
 
 
-def state_ret(ret, state_id=DYNAMIC, minion="pg-01"):
+def state_ret(ret, minion="pg-01", state_id=DYNAMIC):
     """The return of one state (by its ID) from a state.apply run."""
     data = salt_data(ret, [minion])[minion]
     assert isinstance(data, dict), ret.stdout
@@ -149,19 +148,35 @@ def state_ret(ret, state_id=DYNAMIC, minion="pg-01"):
 
 
 def test_dynamic_config_predicts_applies_only_the_diff_and_then_rests(cluster, salt_cli):
+    """On the leader's minion, which keeps the shared configuration in a highstate."""
+    at = leader(salt_cli)
     drift = {"loop_wait": 9, "postgresql": {"parameters": {"work_mem": "8MB"}}}
     assert call(salt_cli, "patroni.config_patch", json.dumps(drift))[0] == 0
     predicted = state_ret(salt_cli.run("state.apply", "pgha.patroni.config.dynamic", "test=True",
-                                       minion_tgt="pg-01"))
+                                       minion_tgt=at), minion=at)
     assert predicted["result"] is None
     assert predicted["changes"] == {"loop_wait": {"old": 9, "new": 10},
                                     "postgresql.parameters.work_mem": {"old": "8MB", "new": None}}
-    applied = state_ret(salt_cli.run("state.apply", "pgha.patroni.config.dynamic", minion_tgt="pg-01"))
+    # A replica's run leaves it to the leader's.
+    replica = next(n for n in PG_NODES if n != at)
+    elsewhere = state_ret(salt_cli.run("state.apply", "pgha.patroni.config.dynamic", minion_tgt=replica),
+                          minion=replica)
+    assert elsewhere["result"] is True and elsewhere["changes"] == {}
+    assert f"kept by the leader's run ({at})" in elsewhere["comment"]
+    applied = state_ret(salt_cli.run("state.apply", "pgha.patroni.config.dynamic", minion_tgt=at), minion=at)
     assert applied["result"] is True and applied["changes"] == predicted["changes"]
     config = call(salt_cli, "patroni.config_get")[1]
     assert config["loop_wait"] == 10 and "work_mem" not in config["postgresql"]["parameters"]
-    again = state_ret(salt_cli.run("state.apply", "pgha.patroni.config.dynamic", minion_tgt="pg-01"))
+    again = state_ret(salt_cli.run("state.apply", "pgha.patroni.config.dynamic", minion_tgt=at), minion=at)
     assert again["result"] is True and again["changes"] == {}
+
+
+def test_a_failover_to_an_asynchronous_replica_needs_allow_data_loss(cluster, salt_cli):
+    roles = {r["member"]: r["role"] for r in call(salt_cli, "patroni.list")[1]}
+    asynchronous = next(n for n, role in roles.items() if role == "replica")
+    rc, _, out = call(salt_cli, "patroni.failover", f"candidate={asynchronous}")
+    assert rc != 0 and "can lose acknowledged commits" in out and "allow_data_loss" in out, out
+    assert call(salt_cli, "patroni.leader")[1] == next(n for n, r in roles.items() if r == "leader")
 
 
 # ---- orchestrations --------------------------------------------------------------------
@@ -172,9 +187,9 @@ def test_switchover_moves_the_leader_and_writes_follow(cluster, salt_run_cli, sa
     # standby, so the switchover has to make it one first.
     roles = {r["member"]: r["role"] for r in call(salt_cli, "patroni.list")[1]}
     candidate = next(n for n in PG_NODES if roles[n] == "replica")
-    result = orchestrate(salt_run_cli, "orch.switchover", pillar={"candidate": candidate})
+    result = orchestrate(salt_run_cli, "orch.switchover", pillar={"candidate": candidate}, timeout=240)
     assert result.retcode == 0 and not result.failed, result.comments()
-    assert leader(salt_cli) == candidate
+    assert leader(salt_cli) == candidate != before
     assert sql("SELECT host(inet_server_addr()), pg_is_in_recovery()") == [(NODES[candidate].address, False)]
     # And HAProxy on both nodes sends writes only there (the orchestration checked it too).
     assert "pgha-orch-switchover-routing" not in result.changed
@@ -184,7 +199,7 @@ def test_switchover_moves_the_leader_and_writes_follow(cluster, salt_run_cli, sa
 
 
 def test_switchover_refuses_an_unknown_candidate(cluster, salt_run_cli):
-    result = orchestrate(salt_run_cli, "orch.switchover", pillar={"candidate": "pg-09"})
+    result = orchestrate(salt_run_cli, "orch.switchover", pillar={"candidate": "pg-09"}, timeout=120)
     assert result.retcode != 0
     assert "candidate pg-09 is not a postgres node of pgha" in result.comments()
 
@@ -199,11 +214,13 @@ def test_rolling_restart_applies_a_restart_parameter_everywhere(cluster, salt_ru
     """Raise max_connections (replicas first), then lower it back (primary first)."""
     with pillar_override(salt_cli, {"pgha": {"patroni": {"dcs": {"postgresql": {
             "parameters": {"max_connections": max_connections}}}}}}):
-        applied = state_ret(salt_cli.run("state.apply", "pgha.patroni.config.dynamic", minion_tgt="pg-01"))
+        at = leader(salt_cli)
+        applied = state_ret(salt_cli.run("state.apply", "pgha.patroni.config.dynamic", minion_tgt=at),
+                            minion=at)
         assert applied["result"] is True, applied["comment"]
         assert "restart pending" in applied["comment"]
         assert any(pending(salt_cli).values())
-        result = orchestrate(salt_run_cli, "orch.rolling_restart")
+        result = orchestrate(salt_run_cli, "orch.rolling_restart", timeout=480)
         assert result.retcode == 0 and not result.failed, result.comments()
     assert not any(pending(salt_cli).values()), pending(salt_cli)
     for name in PG_NODES:
@@ -211,14 +228,14 @@ def test_rolling_restart_applies_a_restart_parameter_everywhere(cluster, salt_ru
     wait_healthy(salt_cli)
 
 
-def test_add_node_then_remove_node(cluster, salt_run_cli, salt_cli, minions):
+def test_add_node_then_remove_node(cluster, salt_run_cli, salt_cli, minions, master_events):
     spare = NODES["pg-04"]
     lab_api.add("pg-04")
     try:
         wait_for_minions(salt_cli, ["pg-04"])
         with pillar_override(salt_cli, {"pgha": {"nodes": {"pg-04": {
                 "address": spare.address, "roles": ["postgres"], "etcd_join": "existing"}}}}):
-            added = orchestrate(salt_run_cli, "orch.add_node", pillar={"node": "pg-04"})
+            added = orchestrate(salt_run_cli, "orch.add_node", pillar={"node": "pg-04"}, timeout=480)
             assert added.retcode == 0 and not added.failed, added.comments()
             rows = call(salt_cli, "patroni.list")[1]
             assert sorted(r["member"] for r in rows) == PG_NODES + ["pg-04"]
@@ -227,31 +244,54 @@ def test_add_node_then_remove_node(cluster, salt_run_cli, salt_cli, minions):
             assert health == {n: {"healthy": True, "reason": ""} for n in PG_NODES + ["pg-04"]}
             assert not any(m["is_learner"] for m in call(salt_cli, "etcd3.members")[1])
 
-            refused = orchestrate(salt_run_cli, "orch.remove_node", pillar={"node": leader(salt_cli)})
+            refused = orchestrate(salt_run_cli, "orch.remove_node", pillar={"node": leader(salt_cli)},
+                                  timeout=120)
             assert refused.retcode != 0
             assert "is the Patroni leader; switch over first" in refused.comments()
 
-            removed = orchestrate(salt_run_cli, "orch.remove_node", pillar={"node": "pg-04"})
+            removed = orchestrate(salt_run_cli, "orch.remove_node", pillar={"node": "pg-04"}, timeout=300)
             assert removed.retcode == 0 and not removed.failed, removed.comments()
+            order = [s["__id__"] for s in sorted(removed.states.values(), key=lambda s: s["__run_num__"])]
+            # Its beacons went first, and it was checked not to lead right before Patroni stopped.
+            assert order.index("pgha-orch-remove-node-beacons-off") < \
+                order.index("pgha-orch-remove-node-not-leader") < \
+                order.index("pgha-orch-remove-node-patroni-stopped"), order
+            # Nothing started Patroni again behind the orchestration's back.
+            assert master_events.all("pgha/remediation/service/pg-04/") == []
             wait_for(lambda: sorted(r["member"] for r in call(salt_cli, "patroni.list")[1]) == PG_NODES,
                      60, "pg-04 to leave Patroni's member list")
             assert sorted(m["name"] for m in call(salt_cli, "etcd3.members")[1]) == PG_NODES
     finally:
         lab_api.remove("pg-04")
     # The remaining nodes' configuration no longer mentions pg-04 once pillar forgets it.
-    ret = salt_cli.run("state.highstate", minion_tgt="*", _timeout=600)
-    assert ret.returncode == 0, ret.stdout
+    ret = salt_cli.run("state.highstate", minion_tgt="*", _timeout=300)
+    assert ret.returncode == 0, ret.stdout + ret.stderr
     wait_healthy(salt_cli)
 
 
+def test_the_run_time_leader_check_refuses_the_leader(cluster, salt_cli):
+    """What orch.remove_node runs right before it stops a member: the leader may have
+    changed since the orchestration was planned."""
+    now = leader(salt_cli)
+    ret = salt_cli.run("state.apply", "pgha.check.not_leader", f'pillar={{"pgha_run": {{"member": "{now}"}}}}',
+                       minion_tgt="pg-01", _timeout=60)
+    assert ret.returncode != 0
+    check = state_ret(ret, state_id="pgha-check-not-leader")
+    assert check["result"] is False and "is the Patroni leader; switch over first" in check["comment"]
+    other = next(n for n in PG_NODES if n != now)
+    ret = salt_cli.run("state.apply", "pgha.check.not_leader", f'pillar={{"pgha_run": {{"member": "{other}"}}}}',
+                       minion_tgt="pg-01", _timeout=60)
+    assert ret.returncode == 0, ret.stdout
+
+
 def test_status_runner_exit_code_follows_cluster_health(cluster, salt_run_cli, lab, salt_cli):
-    healthy = salt_run_cli.run("pgha.status", _timeout=120)
+    healthy = salt_run_cli.run("pgha.status", _timeout=90)
     assert healthy.returncode == 0, healthy.stdout
     assert healthy.data["data"]["healthy"] is True
     replica = next(n for n in PG_NODES if n != leader(salt_cli))
     lab.exec_(NODES[replica], ["systemctl", "stop", "patroni"], check=True)
     try:
-        sick = salt_run_cli.run("pgha.status", _timeout=120)
+        sick = salt_run_cli.run("pgha.status", _timeout=90)
         assert sick.returncode != 0
         assert any(replica in p for p in sick.data["data"]["problems"]), sick.data["data"]["problems"]
     finally:

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 
-import pytest
+from conftest import HAPROXY_NODES, PG_NODES, PILLAR, pg_connect, salt_data, sql, wait_for
+from psycopg import sql as psql
 
-from conftest import (HAPROXY_NODES, PG_NODES, PILLAR, REPO_ROOT, pg_connect, salt_data, sql,
-                      wait_for)
+from pgha_lab import labpillar, workload
 from pgha_lab import master as lab_master
-from pgha_lab import workload
-from pgha_lab.topology import NODES, VIP
+from pgha_lab.topology import NODES, REPO_ROOT, VIP
 
-HEAL = {"max_attempts": 3, "repeat": 30, **PILLAR.get("heal", {})}
+HEAL = labpillar.merged()["heal"]
 PGDATA = "/var/lib/postgresql/17/pgha"
 TIMINGS = REPO_ROOT / "bench" / "out" / "selfheal.json"
 
@@ -47,7 +47,7 @@ def fingerprint(lab, node: str, paths: list[str]) -> dict:
 
 def highstate(salt_cli, node: str) -> dict:
     """state.highstate on one node: {state id: return}; every state must succeed."""
-    ret = salt_cli.run("state.highstate", minion_tgt=node, _timeout=900)
+    ret = salt_cli.run("state.highstate", minion_tgt=node, _timeout=300)
     states = salt_data(ret, [node])[node]
     assert isinstance(states, dict), ret.stdout
     failed = {v["__id__"]: v["comment"] for v in states.values() if v["result"] is False}
@@ -170,20 +170,29 @@ def dynamic_config(member: str) -> dict:
     return workload.rest_get(member, "/config", timeout=5).json()
 
 
-def test_patronictl_edit_config_drift_is_restored_by_highstate(cluster, salt_cli, lab):
+def test_patronictl_edit_config_drift_is_restored_by_a_highstate_of_every_node(cluster, salt_cli, lab):
+    """Every postgres node runs the dynamic-config state in the same highstate: one of
+    them (the leader) patches, the others leave it to it, and none fails on Patroni's
+    compare-and-set (409)."""
     replica = next(n for n, role in roles().items() if role != "leader")
+    leader = next(n for n, role in roles().items() if role == "leader")
     patronictl(lab, replica, "edit-config", "--force", "--set", "maximum_lag_on_failover=2097152",
                "--pg", "work_mem=7MB")
     wait_for(lambda: (c := dynamic_config(replica))["maximum_lag_on_failover"] == 2097152
              and c["postgresql"]["parameters"].get("work_mem") == "7MB", 30, "the drift to show")
 
-    states = highstate(salt_cli, replica)
-    assert states["pgha-patroni-config-dynamic-matches-pillar"]["changes"]
+    ret = salt_cli.run("state.highstate", minion_tgt=",".join(PG_NODES), tgt_type="list", _timeout=300)
+    assert ret.returncode == 0, ret.stdout + ret.stderr
+    dynamic = {node: next(v for v in salt_data(ret, [node])[node].values()
+                          if v["__id__"] == "pgha-patroni-config-dynamic-matches-pillar")
+               for node in PG_NODES}
+    assert all(d["result"] is True for d in dynamic.values()), dynamic
+    assert [n for n, d in dynamic.items() if d["changes"]] == [leader], dynamic
     wanted = PILLAR["patroni"].get("dcs", {}).get("maximum_lag_on_failover", 1048576)
     # GET /config serves the member's view as of its last HA loop: allow one loop_wait.
     wait_for(lambda: (c := dynamic_config(replica))["maximum_lag_on_failover"] == wanted
              and "work_mem" not in c["postgresql"]["parameters"], 30, "the pillar's values back")
-    assert changed(highstate(salt_cli, replica)) == []
+    assert changed(highstate(salt_cli, leader)) == []
 
 
 # ---- reactions: events from the nodes, remediation from the master ----------------------
@@ -285,3 +294,73 @@ def test_a_service_that_always_fails_is_retried_only_up_to_the_limit(cluster, la
     finally:
         sh(lab, node, f"rm -f {dropin}; systemctl daemon-reload; systemctl start keepalived")
         reset_budget(key)
+
+
+# ---- healing never destroys what might be the last good copy --------------------------
+
+def mark_data_directories(lab, nodes: list[str]) -> str:
+    """Put a marker file into each node's data directory: a reinit wipes it."""
+    marker = uuid.uuid4().hex
+    for node in nodes:
+        sh(lab, node, f"echo {marker} > {PGDATA}/pgha-test-marker; chown postgres: {PGDATA}/pgha-test-marker")
+    return marker
+
+
+def marked(lab, node: str, marker: str) -> bool:
+    return sh(lab, node, f"cat {PGDATA}/pgha-test-marker 2>/dev/null || true") == marker
+
+
+def test_replication_broken_for_every_replica_reinitialises_none(cluster, lab, master_events):
+    """The replication role's password changed by hand on the primary, and its WAL
+    senders ended: no replica can stream, for a reason no reinit can mend. Both are
+    left as they are (each data directory is the same one after), an alert names what
+    was seen, and once the password is back they stream again."""
+    current = roles()
+    leader = next(n for n, role in current.items() if role == "leader")
+    replicas = sorted(n for n in current if n != leader)
+    for name in replicas:
+        reset_budget(f"reinit/{name}")
+    marker = mark_data_directories(lab, replicas)
+    user = labpillar.merged()["patroni"]["replication"]["username"]
+
+    def set_password(password: str, end_senders: bool = False) -> None:
+        # ALTER ROLE takes no bound parameters: the value is quoted client-side.
+        with pg_connect(NODES[leader].address) as conn:
+            conn.execute(psql.SQL("ALTER ROLE {} PASSWORD {}").format(psql.Identifier(user),
+                                                                     psql.Literal(password)))
+            if end_senders:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+    try:
+        set_password("rotated-by-hand", end_senders=True)
+        bound = HEAL["not_streaming_grace"] + HEAL["reinit_grace"] + 2 * HEAL["repeat"] + 60
+        for name in replicas:
+            _, alert = master_events.wait("pgha/alert/replication_broken", bound,
+                                          lambda d, name=name: d.get("member") == name)
+            assert "no replica streams" in alert["evidence"], alert
+        assert [attempts_made(f"reinit/{name}") for name in replicas] == [0] * len(replicas)
+        assert master_events.all("pgha/remediation/reinit/") == []
+        assert all(marked(lab, name, marker) for name in replicas)
+    finally:
+        set_password(PILLAR["patroni"]["replication"]["password"])
+    for name in replicas:
+        wait_for(lambda name=name: streaming(name), 120, f"{name} streaming again")
+        assert marked(lab, name, marker)
+        sh(lab, name, f"rm -f {PGDATA}/pgha-test-marker")
+
+
+def test_a_replica_just_recloned_is_not_reinitialised_again(cluster, lab, salt_cli, master_events):
+    """An operator re-clones a replica (patroni.reinit). Its creating replica, starting
+    and catching up are transitions, not failures: nothing reinitialises it again."""
+    replica = next(n for n, role in roles().items() if role == "replica")
+    reset_budget(f"reinit/{replica}")
+    ret = salt_cli.run("patroni.reinit", replica, minion_tgt=replica, _timeout=60)
+    assert ret.returncode == 0, ret.stdout + ret.stderr
+    wait_for(lambda: streaming(replica), 180, f"{replica} streaming after its re-clone")
+    marker = mark_data_directories(lab, [replica])
+    # Longer than any grace the beacon and the reaction give a real failure.
+    time.sleep(HEAL["not_streaming_grace"] + HEAL["beacon_interval"] * 2)
+    assert attempts_made(f"reinit/{replica}") == 0
+    assert master_events.all(f"pgha/remediation/reinit/{replica}") == []
+    assert master_events.all("pgha/alert/replication_broken") == []
+    assert marked(lab, replica, marker) and streaming(replica)
+    sh(lab, replica, f"rm -f {PGDATA}/pgha-test-marker")

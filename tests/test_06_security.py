@@ -3,21 +3,36 @@ should not be, and a bad pillar rejected before any node changes."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import subprocess
 import uuid
 
 import psycopg
 import pytest
 import requests
+from conftest import (
+    CONNECT_PROBE,
+    HAPROXY_NODES,
+    LAB_MINIONS,
+    PG_NODES,
+    PILLAR,
+    SUPERUSER,
+    node_fingerprint,
+    orchestrate,
+    pg_connect,
+    pillar_override,
+    probe_from,
+    salt_data,
+    sql,
+    wait_for,
+    wait_healthy,
+)
 
-from conftest import (HAPROXY_NODES, LAB_MINIONS, PG_NODES, PILLAR, SUPERUSER, node_fingerprint,
-                      orchestrate,
-                      pg_connect, pillar_override, salt_data, wait_for, wait_healthy)
-from pgha_lab import tls, workload
-from pgha_lab.topology import BRIDGE, NODES, VIP
+from pgha_lab import labpillar, tls, workload
+from pgha_lab.topology import NODES, VIP
+
+# The lab pillar over the formula's defaults: the values the formula uses.
+CFG = labpillar.merged()
 
 
 @functools.cache
@@ -98,40 +113,11 @@ def test_postgres_uses_tls_and_refuses_a_wrong_password(cluster):
         pg_connect(sslmode="disable").close()
 
 
-@contextlib.contextmanager
-def foreign_namespace(address: str):
-    """A network namespace on the lab bridge with an address no pillar network covers."""
-    ns, host_if, ns_if = f"pgha-probe", "pgha-probe-h", "pgha-probe-n"
-    run = lambda *a: subprocess.run(["ip", *a], check=True, capture_output=True)  # noqa: E731
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-    run("netns", "add", ns)
-    try:
-        run("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
-        run("link", "set", ns_if, "netns", ns)
-        run("link", "set", host_if, "master", BRIDGE, "up")
-        run("-n", ns, "addr", "add", f"{address}/24", "dev", ns_if)
-        run("-n", ns, "link", "set", ns_if, "up")
-        yield ns
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
 def test_postgres_refuses_a_network_not_in_pillar(cluster):
     """From 198.51.100.250 (no pillar network covers it): pg_hba refuses it on a node,
     and HAProxy, behind which PostgreSQL cannot see the client, refuses it on the VIP."""
-    import sys
-    probe = ("import psycopg, sys\n"
-             "for host in sys.argv[1:]:\n"
-             "    try:\n"
-             f"        psycopg.connect(host=host, user='postgres', password={SUPERUSER['password']!r},"
-             " dbname='postgres', connect_timeout=5).close(); print(host, 'CONNECTED')\n"
-             "    except psycopg.OperationalError as exc: print(host, str(exc).replace('\\n', ' '))\n")
     targets = [NODES["pg-01"].address, VIP]
-    with foreign_namespace("198.51.100.250") as ns:
-        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", probe, *targets],
-                             capture_output=True, text=True, timeout=60).stdout
+    out = probe_from("198.51.100.250", CONNECT_PROBE, SUPERUSER["password"], *targets)
     answers = dict(line.split(" ", 1) for line in out.splitlines())
     assert 'no pg_hba.conf entry for host "198.51.100.250"' in answers[NODES["pg-01"].address], out
     assert answers[VIP] != "CONNECTED" and ("Connection reset by peer" in answers[VIP]
@@ -178,12 +164,12 @@ def test_state_output_events_and_logs_carry_no_secret(cluster, salt_cli, salt_ru
         lab.exec_(NODES[name], ["sh", "-c", f"echo '# {marker}' >> {path}"])
     out = ""
     for name in ("pg-02", "haproxy-01"):
-        ret = salt_cli.run("state.highstate", minion_tgt=name, _timeout=900)
-        assert ret.returncode == 0, ret.stdout
+        ret = salt_cli.run("state.highstate", minion_tgt=name, _timeout=300)
+        assert ret.returncode == 0, ret.stdout + ret.stderr
         out += ret.stdout + ret.stderr
     assert marker not in out  # file diffs are not shown at all
     assert leaks(out) == []
-    status = salt_run_cli.run("pgha.status", _timeout=120)
+    status = salt_run_cli.run("pgha.status", _timeout=90)
     assert leaks(status.stdout + status.stderr) == []
     config = salt_cli.run("pgha.config", minion_tgt="pg-01", _timeout=60)
     assert "******" in config.stdout and leaks(config.stdout) == []
@@ -219,6 +205,7 @@ BAD_PILLARS = {
                         "pgha:haproxy:reader_port: port 5432 collides with pgha:haproxy:writer_port"),
     "hetzner-target-ambiguous": (
         {"frontend": "hetzner", "hetzner": {"load_balancer": {
+            "public_interface": True, "proxy_protocol": False,
             "targets": [{"server": "haproxy-01", "ip": "203.0.113.7"}]}}},
         "pgha:hetzner:load_balancer:targets[0]: has ip, server; give exactly one of server, "
         "label_selector or ip"),
@@ -226,6 +213,23 @@ BAD_PILLARS = {
     "synchronous-unsatisfiable": ({"patroni": {"dcs": {"synchronous_node_count": 3}}},
                                   "pgha:patroni:dcs:synchronous_node_count: 3 synchronous standby(s) "
                                   "but only 2 replica(s)"),
+    "node-key-typo": ({"nodes": {"pg-02": {"adress": "198.51.100.121"}}},
+                      "pgha:nodes:pg-02:adress: unknown key (a typo?)"),
+    "vrrp-priority-range": ({"nodes": {"haproxy-01": {"priority": 300}}},
+                            "pgha:nodes:haproxy-01:priority: 300; VRRP priorities are 1 to 254"),
+    "vrrp-router-id-range": ({"keepalived": {"virtual_router_id": 0}},
+                             "pgha:keepalived:virtual_router_id: 0; VRRP router ids are 1 to 255"),
+    "bootstrap-not-postgres": ({"patroni": {"bootstrap_node": "haproxy-01"}},
+                               "pgha:patroni:bootstrap_node: 'haproxy-01' is not a postgres node"),
+    "network-malformed": ({"postgres": {"app_networks": ["198.51.100.1/33"]}},
+                          "pgha:postgres:app_networks[0]: '198.51.100.1/33' is not a CIDR network"),
+    "network-without-prefix": ({"postgres": {"app_networks": ["198.51.100.1"]}},
+                               "pgha:postgres:app_networks[0]: '198.51.100.1' has no prefix length"),
+    "network-too-wide": ({"postgres": {"app_networks": ["0.0.0.0/0"]}},
+                         "pgha:postgres:app_networks[0]: 0.0.0.0/0 admits 4294967296 addresses"),
+    "hetzner-proxy-without-sources": (
+        {"frontend": "hetzner", "hetzner": {"load_balancer": {"public_interface": True}}},
+        "pgha:hetzner:proxy_sources: empty, and no load_balancer:ip to default to"),
 }
 
 
@@ -240,7 +244,7 @@ def test_a_bad_pillar_is_rejected_before_any_node_changes(rule, salt_cli, salt_r
                                                           fingerprint_before):
     bad, message = BAD_PILLARS[rule]
     with pillar_override(salt_cli, {"pgha": bad}):
-        result = orchestrate(salt_run_cli, "orch.deploy")
+        result = orchestrate(salt_run_cli, "orch.deploy", timeout=120)
     assert result.retcode != 0
     validate = next(s for s in result.states.values() if s["__id__"] == "pgha-orch-deploy-validate")
     assert validate["result"] is False and message in validate["comment"], validate["comment"]
@@ -252,7 +256,7 @@ def test_a_bad_pillar_is_rejected_before_any_node_changes(rule, salt_cli, salt_r
 
 def test_highstate_with_a_bad_pillar_stops_at_validation(salt_cli, fingerprint_before):
     with pillar_override(salt_cli, {"pgha": BAD_PILLARS["vip-outside-network"][0]}):
-        ret = salt_cli.run("state.highstate", minion_tgt="haproxy-01", _timeout=300)
+        ret = salt_cli.run("state.highstate", minion_tgt="haproxy-01", _timeout=180)
     states = salt_data(ret, ["haproxy-01"])["haproxy-01"]
     assert ret.returncode != 0 and isinstance(states, dict)
     ran = {v["__id__"]: v for v in states.values()}
@@ -262,9 +266,115 @@ def test_highstate_with_a_bad_pillar_stops_at_validation(salt_cli, fingerprint_b
     assert node_fingerprint(salt_cli) == fingerprint_before
 
 
-def test_haproxy_stats_need_the_password(cluster):
-    url = f"http://{NODES[HAPROXY_NODES[0]].address}:{PILLAR['haproxy'].get('stats', {}).get('port', 7000)}/"
-    assert requests.get(url, timeout=5).status_code == 401
-    stats = PILLAR["haproxy"]["stats"]
-    ok = requests.get(url + ";csv", timeout=5, auth=(stats.get("username", "admin"), stats["password"]))
+def test_haproxy_stats_need_tls_and_the_password(cluster):
+    address, port = NODES[HAPROXY_NODES[0]].address, CFG["haproxy"]["stats"]["port"]
+    url = f"https://{address}:{port}/"
+    ca = tls.client()["ca"]
+    assert requests.get(url, timeout=5, verify=ca).status_code == 401
+    stats = CFG["haproxy"]["stats"]
+    ok = requests.get(url + ";csv", timeout=5, verify=ca, auth=(stats["username"], stats["password"]))
     assert ok.status_code == 200 and "postgres_writer" in ok.text
+    # Plain HTTP gets no page (the listener speaks TLS only).
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"http://{address}:{port}/", timeout=5)
+
+
+def test_haproxy_stats_and_health_listen_on_the_cluster_network_only(cluster, lab):
+    for name in HAPROXY_NODES:
+        listening = lab.exec_(NODES[name], ["ss", "-Hltn"]).stdout.split()
+        for port in (CFG["haproxy"]["stats"]["port"], CFG["haproxy"]["health"]["port"]):
+            bound = sorted(a for a in listening if a.endswith(f":{port}"))
+            assert bound == [f"{NODES[name].address}:{port}"], (name, port, bound)
+
+
+def test_haproxy_checks_verify_each_members_name(cluster, lab):
+    cfg = lab.exec_(NODES[HAPROXY_NODES[0]], ["cat", "/etc/haproxy/haproxy.cfg"]).stdout
+    for name in PG_NODES:
+        assert f"server {name} " in cfg and f"verify required ca-file /etc/pgha/tls/ca.crt verifyhost {name}" in cfg
+
+
+def test_replication_verifies_the_primarys_certificate(cluster):
+    states = workload.member_states(PG_NODES)
+    leader = workload.leader(states)
+    for name in PG_NODES:
+        if name == leader:
+            continue
+        conninfo = sql("SELECT conninfo FROM pg_stat_wal_receiver", host=NODES[name].address)[0][0]
+        assert "sslmode=verify-full" in conninfo and "sslrootcert=/etc/pgha/tls/ca.crt" in conninfo, conninfo
+        assert f"host={NODES[leader].address}" in conninfo, conninfo
+
+
+# ---- trust between minions ----------------------------------------------------------------
+
+POSTGRES_SECRETS = ("pgha:patroni:superuser:password", "pgha:patroni:replication:password",
+                    "pgha:patroni:rewind:password", "pgha:patroni:restapi:password",
+                    "pgha:etcd:root_password", "pgha:etcd:patroni_password")
+
+
+def test_a_haproxy_node_holds_no_postgres_or_etcd_secret(cluster, salt_cli):
+    ret = salt_cli.run("pillar.items", minion_tgt="haproxy-01", _timeout=60)
+    assert ret.returncode == 0, ret.stderr
+    held = leaks(ret.stdout)
+    assert not [name for name in held if name in POSTGRES_SECRETS], held
+    # It has what its role needs: the stats password, its own key and no other's.
+    assert "pgha:haproxy:stats:password" in held and "tls key of haproxy-01" in held
+    assert not [name for name in held if name.startswith("tls key of") and name != "tls key of haproxy-01"]
+    # And the postgres nodes have theirs.
+    assert set(POSTGRES_SECRETS) <= set(leaks(salt_cli.run("pillar.items", minion_tgt="pg-01").stdout))
+
+
+def test_etcd_refuses_a_haproxy_nodes_certificate(cluster):
+    """haproxy-01's certificate is signed by the same CA, but only for serving."""
+    etcd = f"https://{NODES['pg-01'].address}:2379/v3/maintenance/status"
+    ca = tls.client()["ca"]
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.post(etcd, json={}, timeout=5, verify=ca,
+                      cert=(str(tls.TLS_DIR / "node-haproxy-01.crt"), str(tls.TLS_DIR / "node-haproxy-01.key")))
+    ok = requests.post(etcd, json={}, timeout=5, verify=ca, cert=(tls.client()["cert"], tls.client()["key"]))
+    assert ok.status_code == 200 and "header" in ok.json()
+
+
+def test_pgha_config_never_returns_secrets_to_a_remote_caller(cluster, salt_cli):
+    ret = salt_cli.run("pgha.config", "redact=False", minion_tgt="pg-01", _timeout=60)
+    assert ret.returncode == 0, ret.stderr
+    assert "******" in ret.stdout and leaks(ret.stdout) == []
+
+
+def fire_from(salt_cli, minion: str, tag: str, data: dict, batched: bool) -> None:
+    """Make *minion* send an event to the master: as a plain event (event.send), or
+    batched the way beacons are (the minion forwards them as they are)."""
+    if batched:
+        ret = salt_cli.run("event.fire", json.dumps({"beacons": [{"tag": tag, "data": data}]}),
+                           "__beacons_return", minion_tgt=minion, _timeout=30)
+    else:
+        ret = salt_cli.run("event.send", tag, json.dumps(data), minion_tgt=minion, _timeout=30)
+    assert ret.returncode == 0, ret.stdout + ret.stderr
+
+
+def test_events_forged_by_a_haproxy_node_run_nothing_and_are_reported(cluster, salt_cli, master_events):
+    """haproxy-01 claims to be pg-02 and names pg-03: unsigned, signed with its own key,
+    and with a target pattern, a newline and YAML in its values. Nothing runs anywhere;
+    every one is refused with a rejected_event alert."""
+    before = node_fingerprint(salt_cli)
+    claim = "salt/beacon/pg-02/pgha_patroni/state"
+    forged = {"id": "pg-02", "member": "pg-03", "state": "stopped", "role": "replica"}
+    fire_from(salt_cli, "haproxy-01", claim, forged, batched=False)
+    signed = salt_cli.run("pgha_event.sign", claim, json.dumps(forged), minion_tgt="haproxy-01").data["haproxy-01"]
+    fire_from(salt_cli, "haproxy-01", claim, dict(signed, id="pg-02"), batched=True)
+    fire_from(salt_cli, "haproxy-01", claim, signed, batched=True)
+    nasty = "patroni\n  - tgt: '*'\n  - sls: [pgha.patroni.service.running]"
+    fire_from(salt_cli, "haproxy-01", "salt/beacon/'*'/pgha_services/patroni",
+              {"id": "'*'", "service": nasty, "running": False}, batched=True)
+
+    for count in range(1, 5):
+        master_events.wait("pgha/alert/rejected_event", 90,
+                           lambda d, count=count: len(master_events.all("pgha/alert/rejected_event")) >= count)
+    alerts = master_events.all("pgha/alert/rejected_event")
+    by_sender = [a["sender"] for a in alerts]
+    # The plain event carries the id the master authenticated; the signed one, the key
+    # that really signed it: both name haproxy-01. The unsigned batch is "unknown".
+    assert sum("haproxy-01" in s for s in by_sender) >= 2, alerts
+    assert all(a["problems"] for a in alerts)
+    assert master_events.all("pgha/remediation/") == []
+    assert node_fingerprint(salt_cli) == before
+

@@ -16,16 +16,14 @@ import json
 import logging
 import os
 import threading
-import time
 import uuid
 
 import pytest
-
-from conftest import (HAPROXY_NODES, REPO_ROOT, orchestrate, pg_connect, pillar_override, sql,
-                      wait_for)
+from conftest import CONNECT_PROBE, HAPROXY_NODES, SUPERUSER, orchestrate, pg_connect, pillar_override, probe_from, sql, wait_for
 from hcloud_standin import HcloudStandin
+
 from pgha_lab import master as lab_master
-from pgha_lab.topology import HOST_ADDRESS, NODES
+from pgha_lab.topology import HOST_ADDRESS, NODES, REPO_ROOT
 
 TOKEN = "standin-token-" + uuid.uuid4().hex
 LB = "lb-haproxy-test"
@@ -355,59 +353,100 @@ def test_absent_deletes_it_and_then_has_nothing_to_do(loaders, standin, calls):
 
 # ---- the lab: orch.deploy with frontend: hetzner ------------------------------------------
 
+# An address on the bridge that no pillar network admits.
+OUTSIDER = "198.51.100.250"
+# Connects to HAProxy's writer port and sends a PROXY header that claims an admitted
+# source; prints "closed" when HAProxy cuts the connection off.
+PROXY_FORGER = ("import socket, sys\n"
+                "try:\n"
+                "    s = socket.create_connection((sys.argv[1], 5432), timeout=5)\n"
+                "    s.sendall(f'PROXY TCP4 {sys.argv[2]} {sys.argv[1]} 40000 5432\\r\\n'.encode()"
+                " + bytes.fromhex('0000000804d2162f'))\n"
+                "    print('closed' if s.recv(1) == b'' else 'answered')\n"
+                "except (ConnectionResetError, BrokenPipeError):\n"
+                "    print('closed')\n"
+                "except OSError as exc:\n"
+                "    print(type(exc).__name__, exc)\n")
+
+# The lab bridge plays the balancer's private network; the stand-in balancer sits at the
+# host's address in it, the way Hetzner's sits at a private IP in a cloud network.
+LAB_NETWORK = {"id": 70, "name": "pgha-lab-net", "ip_range": "198.51.100.0/24"}
+LB_PRIVATE_IP = "198.51.100.5"
+
+
 @pytest.fixture
 def lab_standin(cluster):
-    """The stand-in on the lab bridge, forwarding like the cloud balancer: servers named
-    after the haproxy minions, at their lab addresses."""
-    servers = [{"id": 200 + i, "name": name, "public_ipv4": NODES[name].address, "private": {}}
+    """The stand-in on the lab bridge, forwarding like the cloud balancer (with the
+    PROXY protocol when the service asks for it): servers named after the haproxy
+    minions, with their lab addresses as their private IPs."""
+    servers = [{"id": 200 + i, "name": name, "public_ipv4": None,
+                "private": {LAB_NETWORK["id"]: NODES[name].address}}
                for i, name in enumerate(HAPROXY_NODES)]
-    api = HcloudStandin(token=TOKEN, servers=servers, lb_address=HOST_ADDRESS,
-                        forward=True).start()
+    api = HcloudStandin(token=TOKEN, servers=servers, networks=[LAB_NETWORK],
+                        lb_address=HOST_ADDRESS, forward=True).start()
     yield api
     api.stop()
 
 
 def test_orch_deploy_puts_the_cloud_balancer_in_front_and_writes_go_through_it(
         lab_standin, salt_cli, salt_run_cli):
+    """The defaults: a private balancer (no public interface) that passes each client's
+    address to HAProxy in a PROXY header. HAProxy then admits only the balancer, and
+    checks the client's own address against the admitted networks."""
     override = {"pgha": {"frontend": "hetzner", "hetzner": {
         "token": TOKEN, "api_endpoint": lab_standin.url,
-        "load_balancer": {"name": LB, "health_check": {"interval": 3}}}}}
-    with pillar_override(salt_cli, override):
-        try:
-            result = orchestrate(salt_run_cli, "orch.deploy")
-            assert result.retcode == 0 and not result.failed, result.comments() or result.raw
-            frontend = result.by_id("pgha-orch-deploy-frontend")
-            assert frontend["result"] is True and "created" in frontend["comment"]
-            healthy = result.by_id("pgha-orch-deploy-frontend-healthy")
-            assert healthy["result"] is True, healthy["comment"]
-            timings = {"orch.deploy seconds": round(result.seconds, 1),
-                       "hcloud_lb.present (create) seconds": round(frontend["duration"] / 1000, 2),
-                       "targets healthy after seconds": round(healthy["duration"] / 1000, 2)}
-            TIMINGS.parent.mkdir(parents=True, exist_ok=True)
-            TIMINGS.write_text(json.dumps(timings, indent=2) + "\n")
-            print(timings)
-            lb = lab_standin.load_balancer(LB)
-            assert sorted(t["server"]["id"] for t in lb["targets"]) == [200, 201]
-            # A write through the balancer's address lands on the primary; a read on 5433
-            # comes from a replica.
-            marker = uuid.uuid4().hex
-            with pg_connect(HOST_ADDRESS) as conn:
-                conn.execute("CREATE TABLE IF NOT EXISTS hetzner_front (marker text)")
-                conn.execute("INSERT INTO hetzner_front VALUES (%s)", (marker,))
-                assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
-            wait_for(lambda: sql("SELECT count(*) FROM hetzner_front WHERE marker = %s", marker,
-                                 host=HOST_ADDRESS, port=5433)[0][0] == 1, 30,
-                     "the row to be readable through the balancer's reader service")
-            assert sql("SELECT pg_is_in_recovery()", host=HOST_ADDRESS, port=5433)[0][0] is True
-            # The token is in no output and in nothing the master logged.
-            assert TOKEN not in str(result.raw)
-            assert TOKEN not in (lab_master.MASTER_ROOT / "master.log").read_text(errors="replace")
-        finally:
-            lab_standin.stop()
-    # Back to the VIP: the beacons watch keepalived again.
-    ret = salt_cli.run("-L", "state.sls", "pgha.beacons", "queue=True",
-                       minion_tgt=",".join(HAPROXY_NODES), _timeout=300)
-    assert ret.returncode == 0, ret.stdout
+        # The stand-in listens, and connects to HAProxy, from the host's address; its
+        # balancer's private IP in the network is only a value the API reports.
+        "address": HOST_ADDRESS, "proxy_sources": [f"{HOST_ADDRESS}/32"],
+        "load_balancer": {"name": LB, "network": LAB_NETWORK["name"], "ip": LB_PRIVATE_IP,
+                          "health_check": {"interval": 3}}}}}
+    try:
+        with pillar_override(salt_cli, override):
+            try:
+                result = orchestrate(salt_run_cli, "orch.deploy", timeout=300)
+                assert result.retcode == 0 and not result.failed, result.comments() or result.raw
+                frontend = result.by_id("pgha-orch-deploy-frontend")
+                assert frontend["result"] is True and "created" in frontend["comment"]
+                healthy = result.by_id("pgha-orch-deploy-frontend-healthy")
+                assert healthy["result"] is True, healthy["comment"]
+                timings = {"orch.deploy seconds": round(result.seconds, 1),
+                           "hcloud_lb.present (create) seconds": round(frontend["duration"] / 1000, 2),
+                           "targets healthy after seconds": round(healthy["duration"] / 1000, 2)}
+                TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+                TIMINGS.write_text(json.dumps(timings, indent=2) + "\n")
+                print(timings)
+                lb = lab_standin.load_balancer(LB)
+                assert sorted(t["server"]["id"] for t in lb["targets"]) == [200, 201]
+                # A write through the balancer's address lands on the primary; a read on 5433
+                # comes from a replica.
+                marker = uuid.uuid4().hex
+                with pg_connect(HOST_ADDRESS) as conn:
+                    conn.execute("CREATE TABLE IF NOT EXISTS hetzner_front (marker text)")
+                    conn.execute("INSERT INTO hetzner_front VALUES (%s)", (marker,))
+                    assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+                wait_for(lambda: sql("SELECT count(*) FROM hetzner_front WHERE marker = %s", marker,
+                                     host=HOST_ADDRESS, port=5433)[0][0] == 1, 30,
+                         "the row to be readable through the balancer's reader service")
+                assert sql("SELECT pg_is_in_recovery()", host=HOST_ADDRESS, port=5433)[0][0] is True
+                # HAProxy filters on the client's own address (from the PROXY header): a client
+                # outside the admitted networks is refused though the balancer is admitted.
+                out = probe_from(OUTSIDER, CONNECT_PROBE, SUPERUSER["password"], HOST_ADDRESS)
+                assert "CONNECTED" not in out and out.strip(), out
+                # And only the balancer may send a PROXY header: one forged by anyone else,
+                # claiming an admitted address, is cut off before HAProxy reads it.
+                forged = probe_from(OUTSIDER, PROXY_FORGER, NODES[HAPROXY_NODES[0]].address, HOST_ADDRESS)
+                assert forged.strip() == "closed", forged
+                # The token is in no output and in nothing the master logged.
+                assert TOKEN not in str(result.raw)
+                assert TOKEN not in (lab_master.MASTER_ROOT / "master.log").read_text(errors="replace")
+            finally:
+                lab_standin.stop()
+    finally:
+        # Back to the VIP, once the override is gone (also when the test failed): HAProxy
+        # takes clients directly again, the beacons watch keepalived.
+        ret = salt_cli.run("state.sls", "pgha.haproxy,pgha.beacons", "queue=True",
+                           minion_tgt=",".join(HAPROXY_NODES), tgt_type="list", _timeout=300)
+        assert ret.returncode == 0, ret.stdout + ret.stderr
 
 
 # ---- the real API -------------------------------------------------------------------------

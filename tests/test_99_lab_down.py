@@ -6,8 +6,11 @@ import subprocess
 from pathlib import Path
 
 from conftest import lab_cli
+
 from pgha_lab import lab as lab_api
 from pgha_lab.topology import BRIDGE, NODES, STATE_DIR
+
+NEEDS_CLUSTER = False
 
 
 def test_down_leaves_nothing_behind():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from pathlib import Path
 from urllib.parse import urlparse
 
 from .sh import run, say, wait_until

@@ -42,29 +42,18 @@ def _status(as_json: bool) -> int:
     return 0
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
-
-
 def _info() -> int:
     """Connection strings, from the lab pillar merged over the formula's defaults."""
-    import yaml
-
-    from .topology import REPO_ROOT
-    defaults = yaml.safe_load((REPO_ROOT / "salt/pgha/defaults.yaml").read_text())["pgha"]
-    pillar = yaml.safe_load((REPO_ROOT / "pillar/pgha.sls").read_text())["pgha"]
-    cfg = _merge(defaults, pillar)
+    from . import labpillar
+    cfg = labpillar.merged()
     user, vip, haproxy = cfg["patroni"]["superuser"]["username"], cfg["keepalived"]["vip"], cfg["haproxy"]
     print(f"writer (primary):  postgresql://{user}@{vip}:{haproxy['writer_port']}/postgres")
     print(f"reader (replicas): postgresql://{user}@{vip}:{haproxy['reader_port']}/postgres")
-    print("password:          pgha:patroni:superuser:password in pillar/pgha.sls")
-    for name, node in sorted(cfg["nodes"].items()):
-        if "haproxy" in node["roles"]:
-            print(f"HAProxy stats:     http://{node['address']}:{haproxy['stats']['port']}/ ({name}; "
-                  "user and password: pgha:haproxy:stats)")
+    print("password:          pgha:patroni:superuser:password in pillar/pgha_secrets/postgres.sls")
+    for name, spec in sorted(cfg["nodes"].items()):
+        if "haproxy" in spec["roles"]:
+            print(f"HAProxy stats:     https://{spec['address']}:{haproxy['stats']['port']}/ ({name}; "
+                  "user and password: pgha:haproxy:stats; CA: /var/lib/pgha-lab/tls/ca.crt)")
     print("cluster status:    salt-run pgha.status      a node's shell: pgha-lab shell pg-01")
     return 0
 

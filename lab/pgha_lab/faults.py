@@ -10,9 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import net, tls
+from . import net, tls, workload
 from . import node as lab_node
-from . import workload
 from .sh import LabError
 from .topology import NODES, VIP
 
@@ -130,6 +129,8 @@ class Report:
     leader_after: str | None
     write_gap: float
     acked: int
+    # Writes acknowledged after the fault was put back: the cluster takes writes again.
+    acked_after_restore: int
     lost: list[int]
     client_split_brain: list[str]
     node_split_brain: list
@@ -194,7 +195,8 @@ def run_fault(kind: str, password: str, *, hold: float = 8.0, settle: float = 3.
                                         **({"healed": healed_at - t_fault} if healed_at else {})})
     return Report(
         kind=kind, victims=fault.victims, leader_before=before, leader_after=after,
-        write_gap=round(gap, 3), acked=len(ids), lost=lost,
+        write_gap=round(gap, 3), acked=len(ids),
+        acked_after_restore=sum(1 for a in writer.acks if a.acked > t_restore), lost=lost,
         client_split_brain=workload.client_split_brain(writer.acks),
         node_split_brain=monitor.double_primaries(),
         healed=healed_at is not None,

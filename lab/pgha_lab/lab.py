@@ -7,7 +7,7 @@ import re
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-from . import aptproxy, image, master, net, node, tls
+from . import aptproxy, image, labpillar, master, net, node, tls
 from .sh import LabError, run, say, wait_until
 from .topology import HOST_ADDRESS, NODES, RUN_DIR, Node, default_nodes
 
@@ -41,13 +41,15 @@ def _remove_cgroup_parents() -> None:
             continue
         if (parent / "cgroup.kill").exists():
             (parent / "cgroup.kill").write_text("1")
-            wait_until(lambda: "populated 0" in (parent / "cgroup.events").read_text(), 30,
-                       f"processes in {parent} to die")
+            wait_until(lambda parent=parent: "populated 0" in (parent / "cgroup.events").read_text(),
+                       30, f"processes in {parent} to die")
         node._rmdir_tree(parent)  # noqa: SLF001 - same package
 
 
 def clean() -> None:
-    """Remove whatever an earlier run left: processes, mounts, cgroups, namespaces, links."""
+    """Remove whatever an earlier run left: processes, mounts, cgroups, namespaces, links,
+    the master's caches (job cache, remediation budgets, leases such as a maintenance
+    lock) and the tests' pillar overrides."""
     master.stop_master()
     aptproxy.stop()
     for n in NODES.values():
@@ -55,6 +57,8 @@ def clean() -> None:
     for mount in reversed(node.stale_mounts()):
         run(["umount", "-l", mount], check=False)
     _kill_lab_listeners()
+    master.purge_master_state()
+    (master.PILLAR_OVERRIDE_DIR / "lab_overrides.sls").unlink(missing_ok=True)
     try:
         _remove_cgroup_parents()
     except OSError as exc:
@@ -76,6 +80,7 @@ def up(*, with_master: bool = True, nodes: list[Node] | None = None) -> None:
     pki = master.ensure_keys([n.name for n in nodes])
     master.write_master_config()
     tls.ensure(master.PILLAR_OVERRIDE_DIR)
+    labpillar.write_roles(master.PILLAR_OVERRIDE_DIR)
     for n in nodes:
         node.create(n, rootfs, pki)
     say(f"booting {', '.join(n.name for n in nodes)}")

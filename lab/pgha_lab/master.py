@@ -14,8 +14,7 @@ from pathlib import Path
 import yaml
 
 from .sh import LabError, run, say, wait_until
-from .topology import (HOST_ADDRESS, MASTER_CONFIG_DIR, NODES, REPO_ROOT, RUN_DIR,
-                       SALT_PUBLISH_PORT, SALT_RET_PORT, STATE_DIR)
+from .topology import HOST_ADDRESS, MASTER_CONFIG_DIR, NODES, REPO_ROOT, RUN_DIR, SALT_PUBLISH_PORT, SALT_RET_PORT, STATE_DIR
 
 PKI_DIR = STATE_DIR / "pki"
 MASTER_ROOT = STATE_DIR / "master"

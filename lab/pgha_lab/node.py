@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import net
 from .sh import LabError, run, say, wait_until
-from .topology import HOST_ADDRESS, NODES, RUN_DIR, STATE_DIR, Node, SALT_PUBLISH_PORT, SALT_RET_PORT
+from .topology import HOST_ADDRESS, NODES, RUN_DIR, SALT_PUBLISH_PORT, SALT_RET_PORT, STATE_DIR, Node
 
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd"))
 CGROUP_PARENT = "pgha-lab"

@@ -12,14 +12,16 @@ import datetime
 import ipaddress
 from pathlib import Path
 
-from .topology import NODES, STATE_DIR
+from . import labpillar
+from .topology import HOST_ADDRESS, NODES, STATE_DIR
 
 TLS_DIR = STATE_DIR / "tls"
 CA_CERT = TLS_DIR / "ca.crt"
 VALID_DAYS = 365
 RENEW_DAYS = 30
 # Bumped whenever what a certificate must contain changes: everything is reissued.
-RECIPE = "3: SKI/AKI, no CN in node certificates"
+RECIPE = ("5: SKI/AKI, no CN; etcd's role name and the front addresses on the postgres nodes; "
+          "haproxy nodes serve only")
 
 
 def _crypto():
@@ -83,16 +85,19 @@ def _ca():
     return cert, key
 
 
-def _node_cert(name: str, address: str, ca_cert, ca_key) -> None:
+def _node_cert(name: str, address: str, ca_cert, ca_key, names=(), addresses=(),
+               client=True) -> None:
+    """A node's certificate: its name and address, localhost, plus extra *names* (etcd's
+    role name) and *addresses* (the front addresses clients verify through). With
+    *client* false it serves only (no clientAuth usage): etcd refuses it as a client."""
     x509, hashes, serialization, ec, EKU, NameOID = _crypto()
     cert_path = TLS_DIR / f"node-{name}.crt"
     if _fresh(cert_path):
         return
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    sans = [x509.DNSName(name), x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address(address)),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    sans = [x509.DNSName(n) for n in (name, "localhost", *names)]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in (address, "127.0.0.1", *addresses)]
     cert = (x509.CertificateBuilder()
             # No CommonName: with client certificates and RBAC both on, etcd's HTTP gateway
             # refuses any client certificate that has one. The names are in the SANs.
@@ -103,7 +108,8 @@ def _node_cert(name: str, address: str, ca_cert, ca_key) -> None:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([EKU.SERVER_AUTH, EKU.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([EKU.SERVER_AUTH, EKU.CLIENT_AUTH] if client
+                                                 else [EKU.SERVER_AUTH]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             # Python 3.13's strict verification (the nodes' Patroni) wants both identifiers.
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -128,9 +134,21 @@ def ensure(pillar_dir: Path) -> Path:
             old.unlink()
         recipe.write_text(RECIPE)
     ca_cert, ca_key = _ca()
-    # The host's own client certificate (tests and fault tooling talk to etcd directly).
-    for name, address in [(n.name, n.address) for n in NODES.values()] + [("lab-host", "198.51.100.1")]:
-        _node_cert(name, address, ca_cert, ca_key)
+    cfg = labpillar.merged()
+    # etcd admits peers only with its role name (pgha:etcd:cert_name): the postgres
+    # nodes'. Its clients need the clientAuth usage: the postgres nodes (Patroni, pgha's
+    # modules) and the host, whose tests and fault tooling talk to etcd directly. The
+    # haproxy nodes' certificates only serve (stats over TLS), and etcd refuses them.
+    etcd_name = [cfg["etcd"]["cert_name"]]
+    # PostgreSQL's certificate must match the address clients connect to (sslmode
+    # verify-full through HAProxy, which passes TLS through): the VIP, and the host,
+    # where the tests' stand-in for the Hetzner balancer listens.
+    fronts = [cfg["keepalived"]["vip"], HOST_ADDRESS]
+    for n in NODES.values():
+        postgres = "postgres" in n.roles
+        _node_cert(n.name, n.address, ca_cert, ca_key, names=etcd_name if postgres else (),
+                   addresses=fronts if postgres else (), client=postgres)
+    _node_cert("lab-host", HOST_ADDRESS, ca_cert, ca_key, names=etcd_name)
     lines = ["# Written by pgha-lab (lab/pgha_lab/tls.py): the lab's certificates.",
              "# Each minion gets the CA and only its own certificate and key.",
              "{%- set node = grains.get('id', '') %}",

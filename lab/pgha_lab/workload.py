@@ -10,9 +10,9 @@ nodes ever accepted writes at once.
 from __future__ import annotations
 
 import statistics
-from collections import Counter
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import psycopg
@@ -110,7 +110,7 @@ class PrimaryMonitor(threading.Thread):
         while not self._halt.is_set():
             at = time.monotonic()
             results: dict[str, str] = {}
-            threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, self._role(n)))
+            threads = [threading.Thread(target=lambda n=n, results=results: results.__setitem__(n, self._role(n)))
                        for n in self.nodes]
             for t in threads:
                 t.start()

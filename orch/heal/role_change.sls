@@ -5,10 +5,20 @@
 # every HAProxy sends writes to the new leader, re-converges the front end, and moves
 # etcd's leader off the new primary's node.
 {%- from "pgha/map.jinja" import pgha %}
+{%- from "orch/heal/gate.jinja" import not_acting %}
+{%- set tag = salt["pillar.get"]("event_tag", "") %}
 {%- set ev = salt["pillar.get"]("event_data", {}) %}
-{%- set new = ev.get("new_leader") or ev.get("member", "") %}
-{%- set old = ev.get("old_leader") or "unknown" %}
-{%- if pgha.heal.enabled and pgha.heal.role_change and new in pgha.postgres_members %}
+{%- set gate = salt["pgha_event.gate"](tag, ev, "role_change") %}
+{%- if not gate.act %}
+{{ not_acting(gate, tag, "role_change") }}
+{%- elif ev.get("new_role") != "leader" %}
+pgha-heal-role-not-a-leader:
+  test.nop:
+    - name: {{ ("no reaction: " ~ gate.sender ~ " did not become the leader") | json }}
+{%- else %}
+{#-   The member that signed the event is the one that became leader. #}
+{%-   set new = gate.sender %}
+{%-   set old = ev.get("old_leader") if ev.get("old_leader") in pgha.postgres_members else "unknown" %}
 {%-   set about = {"old_leader": old, "new_leader": new, "timeline": ev.get("timeline")} %}
 
 pgha-heal-role-alert:
@@ -19,7 +29,7 @@ pgha-heal-role-alert:
 
 pgha-heal-role-budget:
   pgha.remediation_allowed:
-    - name: role_change/{{ pgha.cluster.name }}
+    - name: {{ ("role_change/" ~ pgha.cluster.name) | json }}
     - max_attempts: {{ pgha.heal.max_attempts * 2 }}
     - window: {{ pgha.heal.window }}
 
@@ -59,7 +69,7 @@ pgha-heal-role-etcd-leader:
 pgha-heal-role-done:
   salt.runner:
     - name: event.send
-    - tag: pgha/remediation/role_change/{{ new }}
+    - tag: {{ ("pgha/remediation/role_change/" ~ new) | json }}
     - data: {{ dict(about, result="writes routed to the new leader") | json }}
     - require:
       - pgha: pgha-heal-role-budget
@@ -79,8 +89,4 @@ pgha-heal-role-routing-failed:
     - onfail:
       - salt: pgha-heal-role-routing
 {%-   endif %}
-{%- else %}
-pgha-heal-role-nothing-to-do:
-  test.nop:
-    - name: "no reaction for new leader {{ new }}"
 {%- endif %}

@@ -1,17 +1,17 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Everything this node's `roles` grain asks for: `state.apply pgha` converges any node.
+# Everything this node's roles (pgha:nodes:<id>:roles in pillar) ask for:
+# `state.apply pgha` converges any node.
 {%- from "pgha/map.jinja" import pgha %}
-{%- set roles = grains.get("roles", []) %}
 
 include:
   - pgha.validate
-{%- if "postgres" in roles %}
+{%- if pgha.id in pgha.postgres_members %}
   - pgha.etcd
   - pgha.postgres
   - pgha.patroni
 {%- endif %}
-{%- if "haproxy" in roles %}
+{%- if pgha.id in pgha.haproxy_members %}
   - pgha.haproxy
 {%-   if pgha.frontend == "keepalived" %}
   - pgha.keepalived

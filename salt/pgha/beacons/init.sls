@@ -1,15 +1,15 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# The beacons self-healing listens to, for this node's roles (the reactions run on the
-# master; see reactor/). With pgha:heal:enabled false they are removed.
+# The beacons self-healing listens to, for this node's roles in pillar (the reactions
+# run on the master; see reactor/). With pgha:heal:enabled false they are removed.
 {%- from "pgha/map.jinja" import pgha %}
 {%- set heal = pgha.heal %}
-{%- set roles = grains.get("roles", []) %}
+{%- set postgres = pgha.id in pgha.postgres_members %}
 {%- set services = [] %}
-{%- if "postgres" in roles %}
+{%- if postgres %}
 {%-   do services.extend([pgha.etcd.service, pgha.patroni.service]) %}
 {%- endif %}
-{%- if "haproxy" in roles %}
+{%- if pgha.id in pgha.haproxy_members %}
 {%-   do services.append(pgha.haproxy.service) %}
 {%-   if pgha.frontend == "keepalived" %}
 {%-     do services.append(pgha.keepalived.service) %}
@@ -33,7 +33,7 @@ pgha-beacons-services:
 {%-   endif %}
 {%- endif %}
 
-{%- if "postgres" in roles %}
+{%- if postgres %}
 pgha-beacons-patroni:
 {%-   if heal.enabled %}
   beacon.present:

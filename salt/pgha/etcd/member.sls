@@ -8,11 +8,11 @@
 {%- if run.get("absent") %}
 pgha-etcd-member-absent:
   etcd3.member_absent:
-    - name: {{ run.member }}
+    - name: {{ run.member | json }}
 {%- else %}
 pgha-etcd-member-present:
   etcd3.member_present:
-    - name: {{ run.member }}
-    - address: {{ run.address }}
+    - name: {{ run.member | json }}
+    - address: {{ run.address | json }}
     - promote: {{ run.get("promote", False) | json }}
 {%- endif %}

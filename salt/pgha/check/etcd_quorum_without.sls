@@ -1,0 +1,9 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# The other etcd members hold a quorum without pgha_run:member (before the etcd heal
+# restarts that member). Changes nothing.
+{%- from "pgha/map.jinja" import pgha %}
+
+pgha-check-etcd-quorum-without-member:
+  etcd3.quorum_without:
+    - name: {{ salt["pillar.get"]("pgha_run:member") | json }}
