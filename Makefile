@@ -1,6 +1,7 @@
 # pgha: PostgreSQL 17 HA deployed and healed by Salt.
 #   make lab       host packages, .venv, node image, nodes, master and minions, then the rollout
-#   make test      the same set-up, then every test (the tests run their own master)
+#   make unit      the fast tier: lint and tests/unit, no lab and no root (under a minute)
+#   make test      unit first; then the lab set-up and every test (they run their own master)
 #   make lab-down  tear the lab down, leaving nothing behind
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KEEP_LAB ?= 0
 
-.PHONY: lab test lab-down host venv status bench
+.PHONY: lab test unit lint lab-down host venv status bench
 
 host:
 	@lab/host-setup.sh
@@ -33,9 +34,16 @@ lab: host venv
 	@echo "From this directory: source $(BIN)/activate; salt '*' test.ping"
 	@echo "Tear down: make lab-down"
 
-test: host venv
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/salt-lint $$(find salt orch reactor -name '*.sls' | sort)
+
+unit: lint
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
+test: unit host
 	$(BIN)/pgha-lab up --no-master
-	@rc=0; $(BIN)/pytest $(PYTEST_ARGS) tests || rc=$$?; \
+	@rc=0; $(BIN)/pytest $(PYTEST_ARGS) --ignore=tests/unit tests || rc=$$?; \
 	if [ "$(KEEP_LAB)" = 0 ]; then $(BIN)/pgha-lab down || rc=$$?; fi; exit $$rc
 
 lab-down: venv

@@ -1,0 +1,72 @@
+"""The Patroni beacon's problem timers: one per kind of problem, started when that
+problem starts; transitions are no failure."""
+
+from __future__ import annotations
+
+from unit.helpers import load_file
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def time(self):
+        return self.now
+
+
+def beacon(states):
+    """The beacon module with a Patroni that reports *states* (a list, one per look)."""
+    looks = iter(states)
+    current = {}
+
+    def health(host=None):
+        current.update(next(looks))
+        return {"role": current.get("role", "replica"), "state": current["state"],
+                "replication_state": current.get("replication_state"), "timeline": 1}
+
+    def cluster(host=None):
+        return {"members": [{"name": "pg-03", "role": "replica", "lag": 0},
+                            {"name": "pg-01", "role": "leader"}]}
+    module = load_file("_beacons/patroni.py", __grains__={"id": "pg-03"}, __context__={},
+                       __salt__={"patroni.health": health, "patroni.cluster": cluster,
+                                 "pgha_event.sign_events": lambda name, events: events})
+    clock = Clock()
+    module.time = clock
+    return module, clock
+
+
+CONFIG = [{"lag_bytes": 16777216}, {"repeat": 30}, {"not_streaming_grace": 60},
+          {"_beacon_name": "pgha_patroni"}]
+
+
+def run(states, step=5):
+    module, clock = beacon(states)
+    fired = []
+    for _ in states:
+        fired += [e for e in module.beacon(CONFIG) if e["tag"] == "state"]
+        clock.now += step
+    return fired
+
+
+def test_a_replica_not_streaming_past_its_grace_fires_once():
+    fired = run([{"state": "running"}] * 14)
+    assert [(e["state"], e["since"]) for e in fired] == [("not streaming", 1000.0)]
+
+
+def test_cloning_then_not_streaming_starts_the_timer_when_not_streaming_starts():
+    """The old beacon counted the whole clone against the not-streaming grace."""
+    looks = [{"state": "creating replica"}] * 20 + [{"state": "running"}] * 10
+    assert run(looks) == []
+    fired = run([{"state": "creating replica"}] * 20 + [{"state": "running"}] * 13)
+    assert [(e["state"], e["since"]) for e in fired] == [("not streaming", 1100.0)]
+
+
+def test_a_start_that_keeps_failing_is_one_problem_across_its_retries():
+    looks = [{"state": "start failed"}, {"state": "starting"}] * 3
+    assert [e["state"] for e in run(looks)] == ["start failed"]
+
+
+def test_streaming_ends_every_timer():
+    looks = ([{"state": "running"}] * 10 + [{"state": "running", "replication_state": "streaming"}]
+             + [{"state": "running"}] * 10)
+    assert run(looks) == []

@@ -1,0 +1,154 @@
+"""The plain functions that decide: etcd's readiness for a membership change, whether a
+replica's fault is its own, the beacon's problem timers, the orchestrations' plans, the
+master's leases. No loader, no lab: each is imported from its file."""
+
+from __future__ import annotations
+
+import pytest
+
+from unit.helpers import load_file
+
+etcd3 = load_file("_modules/etcd3.py")
+patroni = load_file("_modules/patroni.py")
+pgha = load_file("_modules/pgha.py")
+etcd3_states = load_file("_states/etcd3.py")
+lock = load_file("_utils/pgha_lock.py")
+
+# ---- etcd: who is connected to whom ------------------------------------------------------
+
+METRICS = """\
+# HELP etcd_network_active_peers The current number of active peer connections.
+# TYPE etcd_network_active_peers gauge
+etcd_network_active_peers{Local="c34146e05dc595f6",Remote="5ae566adee59d3c4"} 1
+etcd_network_active_peers{Local="c34146e05dc595f6",Remote="afeea9f5fcce7c84"} 0
+etcd_server_has_leader 1
+"""
+A, B, C = "c34146e05dc595f6", "5ae566adee59d3c4", "afeea9f5fcce7c84"
+
+
+def member(mid, name, learner=False):
+    return {"id": mid, "name": name, "peer_urls": [f"https://{name}:2380"], "client_urls": [],
+            "is_learner": learner}
+
+
+def test_active_peers_are_read_from_a_members_metrics():
+    assert etcd3._active_peers(METRICS) == {B: True, C: False}
+
+
+def test_a_member_add_needs_every_voter_connected_to_every_other():
+    members = [member(A, "pg-01"), member(B, "pg-02"), member(C, "pg-03")]
+    views = {A: {B: True, C: False}, B: {A: True, C: True}, C: {A: True, B: True}}
+    assert etcd3._connectivity_problems(members, views) == {A: "pg-01 is not connected to pg-03"}
+    views[A][C] = True
+    assert etcd3._connectivity_problems(members, views) == {}
+
+
+def test_a_silent_or_unstarted_member_is_named_and_a_learner_does_not_count():
+    members = [member(A, "pg-01"), member(B, "pg-02"), member("d1", "", learner=True),
+               {**member("e1", ""), "name": ""}]
+    views = {A: {B: True, "e1": True}, B: "etcd at https://pg-02:2379 is unreachable"}
+    problems = etcd3._connectivity_problems(members, views)
+    assert problems[B] == "pg-02 does not answer: etcd at https://pg-02:2379 is unreachable"
+    assert problems["e1"].startswith("e1 (not started, https://:2380) has not started")
+    assert "d1" not in problems
+
+
+def test_a_restart_needs_a_quorum_without_the_member():
+    voters = ["pg-01", "pg-02", "pg-03"]
+    assert etcd3_states._quorum_without("pg-03", voters, {"pg-01", "pg-02", "pg-03"})[0] is True
+    assert etcd3_states._quorum_without("pg-03", voters, {"pg-01", "pg-02"})[0] is True
+    ok, why = etcd3_states._quorum_without("pg-03", voters, {"pg-03", "pg-01"})
+    assert ok is False and "1 of 3 voting members are healthy without pg-03" in why
+
+
+# ---- is a replica's fault its own? -------------------------------------------------------
+
+def cluster(**states):
+    roles = {"pg-01": "leader"}
+    return [{"name": name, "role": roles.get(name, "replica"), "state": state}
+            for name, state in states.items()]
+
+
+@pytest.mark.parametrize("members, paused, log, verdict", [
+    (cluster(**{"pg-01": "running", "pg-02": "streaming", "pg-03": "start failed"}), False, [], "local"),
+    (cluster(**{"pg-01": "running", "pg-02": "running", "pg-03": "running"}), False, [], "cluster_wide"),
+    (cluster(**{"pg-01": "running", "pg-02": "stopped", "pg-03": "running"}), False,
+     ["FATAL:  requested timeline 3 is not a child of this server's history"], "local"),
+    (cluster(**{"pg-01": "running", "pg-02": "running", "pg-03": "creating replica"}), False, [], "transitional"),
+    (cluster(**{"pg-01": "running", "pg-02": "running", "pg-03": "streaming"}), False, [], "healthy"),
+    (cluster(**{"pg-01": "running", "pg-02": "streaming", "pg-03": "start failed"}), True, [], "paused"),
+    (cluster(**{"pg-01": "stopped", "pg-02": "streaming", "pg-03": "start failed"}), False, [], "no_leader"),
+    (cluster(**{"pg-01": "running", "pg-02": "streaming"}), False, [], "missing"),
+])
+def test_only_a_fault_local_to_the_replica_justifies_a_reinit(members, paused, log, verdict):
+    assert patroni._fault_verdict("pg-03", members, paused, log)[0] == verdict
+
+
+def test_a_cluster_wide_verdict_says_what_was_seen():
+    members = cluster(**{"pg-01": "running", "pg-02": "running", "pg-03": "stopped"})
+    verdict, evidence = patroni._fault_verdict("pg-03", members, False, [])
+    assert verdict == "cluster_wide" and evidence == "no replica streams from pg-01 (pg-02 running, pg-03 stopped)"
+
+
+def test_the_leader_is_never_a_candidate():
+    assert patroni._fault_verdict("pg-01", cluster(**{"pg-01": "running"}), False, [])[0] == "leader"
+
+
+# ---- plans -------------------------------------------------------------------------------
+
+def rows(pending=()):
+    return [{"member": n, "role": "leader" if n == "pg-01" else "replica", "pending_restart": n in pending}
+            for n in ("pg-01", "pg-02", "pg-03")]
+
+
+def test_a_rolling_restart_does_replicas_first_then_switches_over():
+    plan = pgha.plan_rolling_restart(rows({"pg-01", "pg-03"}), {})
+    assert [s["name"] for s in plan["steps"]] == ["pg-03", "switchover", "pg-01"]
+    assert plan["moves_leader"] is True
+
+
+def test_lowering_a_standby_bound_parameter_starts_at_the_primary():
+    reasons = {"pg-01": {"max_connections": {"old_value": "250", "new_value": "200"}}}
+    plan = pgha.plan_rolling_restart(rows({"pg-01", "pg-02", "pg-03"}), reasons)
+    assert [s["name"] for s in plan["steps"]] == ["pg-01-in-place", "pg-02", "pg-03"]
+    assert plan["moves_leader"] is False
+
+
+def test_force_restarts_everyone_and_nothing_pending_plans_nothing():
+    assert [s["name"] for s in pgha.plan_rolling_restart(rows(), {}, force=True)["steps"]] == \
+        ["pg-02", "pg-03", "switchover", "pg-01"]
+    assert pgha.plan_rolling_restart(rows(), {})["steps"] == []
+    assert "no Patroni leader" in pgha.plan_rolling_restart([], {})["problem"]
+
+
+@pytest.mark.parametrize("node, leader, healthy, problem", [
+    ("pg-04", "pg-01", ["pg-01", "pg-02", "pg-03", "pg-04"], None),
+    ("pg-01", "pg-01", ["pg-01", "pg-02", "pg-03", "pg-04"], "is the Patroni leader; switch over first"),
+    ("pg-04", "pg-01", ["pg-01", "pg-04"], "would leave 1 healthy etcd members of 3: no quorum"),
+    ("pg-04", None, ["pg-01", "pg-02", "pg-03"], "no remaining member answered"),
+    ("pg-09", "pg-01", [], "pg-09 is not a postgres node"),
+])
+def test_a_removal_keeps_the_leader_and_etcds_quorum(node, leader, healthy, problem):
+    found = pgha.removal_problem(node, ["pg-01", "pg-02", "pg-03", "pg-04"], leader, healthy)
+    assert (found is None) if problem is None else (problem in found), found
+
+
+def test_a_removal_keeps_three_etcd_members():
+    assert "at least 3 are needed" in pgha.removal_problem("pg-03", ["pg-01", "pg-02", "pg-03"], "pg-01",
+                                                          ["pg-01", "pg-02", "pg-03"])
+
+
+# ---- leases on the master ------------------------------------------------------------------
+
+def test_a_lease_is_held_by_one_owner_until_released_or_expired(tmp_path):
+    path = str(tmp_path / "leases.json")
+    assert lock.acquire(path, "maintenance", "alice", 60, now=100)[0] is True
+    taken, held = lock.acquire(path, "maintenance", "orch.switchover/x", 60, now=110)
+    assert taken is False and held["owner"] == "alice"
+    assert lock.acquire(path, "maintenance", "alice", 60, now=120)[1]["since"] == 100  # renewed
+    assert lock.release(path, "maintenance", "bob", now=130) is None
+    assert lock.status(path, now=130)["maintenance"]["owner"] == "alice"
+    assert lock.status(path, now=181) == {}  # expired by itself
+    assert lock.acquire(path, "maintenance", "orch.switchover/x", 60, now=182)[0] is True
+    assert lock.release(path, "maintenance", "orch.switchover/x", now=183)["owner"] == "orch.switchover/x"
+    assert lock.status(path, now=184) == {}

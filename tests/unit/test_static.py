@@ -1,0 +1,52 @@
+"""Checks that need no lab: the formula's parameters are documented and consistent."""
+
+from __future__ import annotations
+
+import ast
+
+import yaml
+
+from pgha_lab.topology import REPO_ROOT
+
+NEEDS_CLUSTER = False
+
+
+def _open_maps():
+    """The operator-owned maps the validator's typo check skips (_modules/pgha.py)."""
+    tree = ast.parse((REPO_ROOT / "_modules/pgha.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "OPEN_MAPS":
+            return ast.literal_eval(node.value)
+    raise AssertionError("OPEN_MAPS not found in _modules/pgha.py")
+
+
+OPEN = _open_maps()
+
+
+def key_paths(data, prefix=()):
+    paths = set()
+    for key, value in data.items():
+        path = prefix + (key,)
+        paths.add(path)
+        if isinstance(value, dict) and path not in OPEN:
+            paths |= key_paths(value, path)
+    return paths
+
+
+def load(rel):
+    return yaml.safe_load((REPO_ROOT / rel).read_text())["pgha"]
+
+
+def test_pillar_example_documents_every_default_key():
+    defaults, example = load("salt/pgha/defaults.yaml"), load("pillar/pillar.example")
+    missing = sorted(":".join(p) for p in key_paths(defaults) - key_paths(example))
+    unknown = sorted(":".join(p) for p in key_paths(example) - key_paths(defaults))
+    assert missing == [], f"keys in defaults.yaml but not in pillar.example: {missing}"
+    assert unknown == [], f"keys in pillar.example that defaults.yaml does not know: {unknown}"
+
+
+def test_lab_pillar_only_uses_known_keys():
+    defaults = load("salt/pgha/defaults.yaml")
+    for rel in ["pillar/pgha.sls"] + [f"pillar/pgha_secrets/{p.name}" for p in
+                                      sorted((REPO_ROOT / "pillar/pgha_secrets").glob("*.sls"))]:
+        assert key_paths(load(rel)) - key_paths(defaults) == set(), rel
