@@ -56,13 +56,14 @@ def __virtual__():
 def _settings():
     cfg = __salt__["pgha.config"](redact=False)
     rest = cfg["patroni"]["restapi"]
-    tls = cfg.get("tls", {}) if cfg.get("tls", {}).get("enabled") else {}
+    tls = cfg["tls"]
     return {
-        "scheme": "https" if tls else "http",
+        "scheme": cfg["scheme"],
         "port": rest["port"],
-        "auth": (rest["username"], rest["password"]) if rest.get("password") else None,
-        "tls": {"ca": tls.get("ca_file"), "cert": tls.get("cert_file"), "key": tls.get("key_file")}
-        if tls else None,
+        # null on nodes whose role holds no Patroni credential (haproxy): open endpoints only.
+        "auth": (rest["username"], rest["password"]) if rest["password"] else None,
+        "tls": {"ca": tls["ca_file"], "cert": tls["cert_file"], "key": tls["key_file"]}
+        if tls["enabled"] else None,
         "members": [(name, cfg["nodes"][name]["address"]) for name in cfg["postgres_members"]],
         "self": cfg["id"] if cfg["id"] in cfg["postgres_members"] else None,
         "address": cfg["address"],
@@ -155,7 +156,8 @@ def health(host=None):
 def list_(host=None):
     """
     List the members like ``patronictl list``: name, host, role, state, timeline, lag
-    (bytes behind the leader), pending restart, and tags.
+    (bytes behind the leader), the receive and replay lag where Patroni reports them
+    (4.1 and later; else None), pending restart, and tags.
 
     CLI Example:
 
@@ -173,10 +175,18 @@ def list_(host=None):
             "state": m.get("state"),
             "timeline": m.get("timeline"),
             "lag": m.get("lag", m.get("receive_lag")) if m.get("role") not in LEADER_ROLES else None,
+            "receive_lag": _lag(m, "receive_lag"),
+            "replay_lag": _lag(m, "replay_lag"),
             "pending_restart": bool(m.get("pending_restart", False)),
             "tags": m.get("tags", {}),
         })
     return rows
+
+
+def _lag(member, key):
+    """A member's lag in bytes, or None for the leader and where Patroni has no figure."""
+    value = member.get(key) if member.get("role") not in LEADER_ROLES else None
+    return value if isinstance(value, int) else None
 
 
 def pending_restarts():

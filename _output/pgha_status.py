@@ -23,9 +23,11 @@ def output(data, **kwargs):  # pylint: disable=unused-argument
     if not isinstance(data, dict) or "patroni" not in data:
         return str(data)
     out = ["Patroni"]
-    out += _table(("member", "host", "role", "state", "TL", "lag", "pending restart"),
+    out += _table(("member", "host", "role", "state", "TL", "lag", "receive lag", "replay lag",
+                   "pending restart"),
                   [(m["member"], m["host"], m["role"], m["state"], m["timeline"], m["lag"],
-                    "*" if m["pending_restart"] else "") for m in data["patroni"]])
+                    m.get("receive_lag"), m.get("replay_lag"), "*" if m["pending_restart"] else "")
+                   for m in data["patroni"]])
     out += ["", "etcd"]
     out += _table(("member", "health", "leader"),
                   [(e["member"], "healthy" if e["healthy"] else "UNHEALTHY " + e["reason"],

@@ -80,6 +80,58 @@ def not_leader(name):
     return ret
 
 
+def service_restarted(name, timeout=300):
+    """
+    Member *name*'s Patroni process has been restarted (the systemd unit, on this
+    minion: *name* must be this node), so a changed Patroni package or unit takes
+    effect, and the member is back as a streaming replica. Refused on the leader:
+    switch over first (orch.rolling_restart with service: true does).
+
+    .. code-block:: yaml
+
+        pgha-patroni-restart-pg-02:
+          patroni.service_restarted:
+            - name: pg-02
+    """
+    ret = {"name": name, "result": True, "changes": {}, "comment": ""}
+    cfg = __salt__["pgha.config"](redact=False)
+    if name != cfg["id"]:
+        ret.update(result=False, comment=f"run this on {name}'s own minion, not on {cfg['id']}")
+        return ret
+    try:
+        leader = __salt__["patroni.leader"]()
+        before = _own_view(name) or {}
+    except CommandExecutionError as exc:
+        ret.update(result=False, comment=str(exc))
+        return ret
+    if leader == name:
+        ret.update(result=False, comment=f"{name} is the Patroni leader; switch over first")
+        return ret
+    old = (before.get("patroni") or {}).get("version")
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"would restart Patroni on {name}",
+                   changes={"patroni": {"old": old, "new": "restarted"}})
+        return ret
+    service = cfg["patroni"]["service"]
+    if not __salt__["service.restart"](service):
+        ret.update(result=False, comment=f"systemctl restart {service} failed on {name}")
+        return ret
+    deadline = time.monotonic() + float(timeout)
+    view = {}
+    while time.monotonic() < deadline:
+        view = _own_view(name) or {}
+        if view.get("state") == "running" and view.get("replication_state") == "streaming" and \
+                view.get("postmaster_start_time") != before.get("postmaster_start_time"):
+            new = (view.get("patroni") or {}).get("version")
+            ret["changes"] = {"patroni": {"old": old, "new": new}}
+            ret["comment"] = f"restarted Patroni on {name} ({old} -> {new}); it streams again"
+            return ret
+        time.sleep(2)
+    ret.update(result=False, changes={"patroni": {"old": old, "new": None}},
+               comment=f"{name} is {view.get('state') or 'not answering'} {timeout}s after Patroni's restart")
+    return ret
+
+
 def _make_synchronous(candidate, members, timeout):
     """
     In synchronous mode Patroni promotes only a synchronous standby. When *candidate* is

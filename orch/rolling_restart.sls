@@ -2,6 +2,7 @@
 # vim: ft=sls
 #
 # salt-run state.orchestrate orch.rolling_restart [pillar='{"force": true}']
+# salt-run state.orchestrate orch.rolling_restart pillar='{"service": true}'
 #
 # Restart PostgreSQL on every member that has a pending restart (every member with
 # force): replicas first, one at a time, each waited on until it streams again; then a
@@ -13,12 +14,18 @@
 # change can only start at the primary: it is restarted in place first (a short write
 # pause), then the replicas. The order is planned by pgha.rolling_restart_plan.
 #
+# With service: true, Patroni's own process is restarted instead, on every member, one
+# at a time, the leader last after a switchover: how a changed Patroni package or unit
+# (pgha:patroni:install_method deb to pip, a new pinned version) reaches a running
+# cluster. Each member first gets its pgha.patroni state.
+#
 # The run holds the maintenance lock: self-healing waits until it is done.
 {%- from "pgha/map.jinja" import pgha %}
 {%- from "orch/macros.jinja" import step, maintenance %}
 {%- set postgres = pgha.postgres_members %}
 {%- set force = salt["pillar.get"]("force", False) %}
-{%- set plan = salt["pgha.rolling_restart_plan"](postgres, force=force) %}
+{%- set service = salt["pillar.get"]("service", False) %}
+{%- set plan = salt["pgha.rolling_restart_plan"](postgres, force=force, service=service) %}
 
 pgha-orch-rolling-restart-validate:
   pgha.validated:
@@ -40,6 +47,9 @@ pgha-orch-rolling-restart-refused:
 {%-   if action.kind == "switchover" %}
 {{ step(id, postgres, ["pgha.switchover"], ns.previous, subset=1,
         pillar={"pgha_run": {"candidate": none}}) }}
+{%-   elif action.kind == "service" %}
+{#-   On the member itself: apply its Patroni state, then restart the process. #}
+{{ step(id, [action.member], ["pgha.patroni.service.restarted"], ns.previous) }}
 {%-   else %}
 {{ step(id, postgres, ["pgha.restart"], ns.previous, subset=1,
         pillar={"pgha_run": {"member": action.member, "pending_only": action.pending_only}}) }}

@@ -24,14 +24,26 @@ from saltjobs import SaltJobs
 from pgha_lab import labpillar, workload
 from pgha_lab import master as lab_master
 from pgha_lab import node as lab_node
-from pgha_lab.topology import BRIDGE, MASTER_CONFIG_DIR, NODES, VIP, default_nodes
+from pgha_lab.topology import BRIDGE, MASTER_CONFIG_DIR, NODES, VIP, default_nodes, members
 
 LAB_MINIONS = [n.name for n in default_nodes()]
-PG_NODES = [n for n in LAB_MINIONS if n.startswith("pg-")]
-HAPROXY_NODES = [n for n in LAB_MINIONS if n.startswith("haproxy-")]
+PG_NODES = members("postgres")
+HAPROXY_NODES = members("haproxy")
 # The lab pillar with every secret, as the operator on the host reads it (plain YAML).
 PILLAR = labpillar.raw()
 SUPERUSER = PILLAR["patroni"]["superuser"]
+
+
+# Figures measured along the way (rollout time, the deb-to-pip switch), printed at the end
+# of the run so that a make test log carries them.
+FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("pgha: measured in this run")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config):
@@ -250,18 +262,64 @@ def orchestrate(salt_run_cli, sls: str, pillar: dict | None = None, timeout: int
 
 
 @pytest.fixture(scope="session")
-def deploy(salt_run_cli, minions):
-    """orch.deploy from whatever state the nodes are in (bare, in `make test`), once."""
-    result = orchestrate(salt_run_cli, "orch.deploy", timeout=480)
-    assert result.retcode == 0 and not result.failed, result.comments() or result.raw
+def deploy(salt_run_cli, salt_cli, minions):
+    """orch.deploy from whatever state the nodes are in (bare, in `make test`), once,
+    with Debian's Patroni (install_method: deb): every make test deploys that way too,
+    before the rolling switch to the lab's default (`switched`)."""
+    with pillar_override(salt_cli, {"pgha": {"patroni": {"install_method": "deb"}}}):
+        result = orchestrate(salt_run_cli, "orch.deploy", timeout=480)
+        assert result.retcode == 0 and not result.failed, result.comments() or result.raw
+        result.versions = patroni_versions()
+    FIGURES.append(f"orch.deploy from bare nodes (install_method deb): {result.seconds:.0f} s")
     return result
 
 
-@pytest.fixture
-def cluster(deploy, salt_cli):
-    """A deployed cluster, healthy at the start of the test."""
+def patroni_versions() -> dict:
+    """{member: the Patroni version its own REST API reports}."""
+    return {name: ((st or {}).get("patroni") or {}).get("version")
+            for name, st in workload.member_states(PG_NODES).items()}
+
+
+@dataclass
+class Switch:
+    """The rolling switch from the deb install to the lab's default (pip, Patroni 4.1)."""
+    result: OrchResult
+    before: dict
+    after: dict
+    acked: int
+    lost: list
+    write_gap: float
+
+
+@pytest.fixture(scope="session")
+def switched(deploy, salt_run_cli, salt_cli):
+    """Patroni switched from Debian's package to pip, one member at a time, while a
+    client writes through the VIP (orch.rolling_restart with service: true)."""
     wait_healthy(salt_cli)
-    return deploy
+    start = workload.prepare_table(SUPERUSER["password"])
+    writer = workload.Writer(SUPERUSER["password"], start_id=start)
+    writer.start()
+    t0 = time.monotonic()
+    try:
+        result = orchestrate(salt_run_cli, "orch.rolling_restart", pillar={"service": True}, timeout=600)
+    finally:
+        time.sleep(2)
+        writer.stop()
+    assert result.retcode == 0 and not result.failed, result.comments() or result.raw
+    ids = [a.id for a in writer.acks]
+    gap = workload.longest_gap(writer.acks, t0)[0]
+    switch = Switch(result, deploy.versions, patroni_versions(), len(ids),
+                    workload.missing_rows(SUPERUSER["password"], ids) if ids else [], round(gap, 3))
+    FIGURES.append(f"deb -> pip rolling switch: {result.seconds:.0f} s, {switch.acked} writes acknowledged, "
+                   f"{len(switch.lost)} lost, longest write gap {switch.write_gap} s")
+    return switch
+
+
+@pytest.fixture
+def cluster(switched, salt_cli):
+    """A deployed cluster (Patroni 4.1 from pip), healthy at the start of the test."""
+    wait_healthy(salt_cli)
+    return switched
 
 
 def wait_healthy(salt_cli, timeout: int = 180):
@@ -463,5 +521,5 @@ def proven_cluster(request):
     tests, the static checks, the teardown) skip this."""
     if not getattr(request.module, "NEEDS_CLUSTER", True):
         return
-    request.getfixturevalue("deploy")
+    request.getfixturevalue("switched")
     prove_cluster(request.getfixturevalue("salt_cli"), request.getfixturevalue("lab"))

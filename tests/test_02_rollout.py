@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -23,6 +24,31 @@ def test_rollout_from_bare_nodes_succeeds(deploy):
     assert [s["__id__"] for s in ran] == expected
     assert all(s["result"] is True for s in ran), deploy.comments()
     print(f"orch.deploy took {deploy.seconds:.1f}s")
+
+
+def test_the_rollout_deployed_debians_patroni(deploy):
+    """install_method: deb, the other supported install: Debian 13's Patroni 4.0.7."""
+    assert deploy.versions == {name: "4.0.7" for name in PG_NODES}, deploy.versions
+
+
+def test_switching_from_deb_to_pip_is_rolling_and_loses_nothing(switched, lab):
+    """orch.rolling_restart with service: true: replicas one at a time, a switchover,
+    then the old leader; a client writing through the VIP all along loses nothing."""
+    assert all(v.startswith("4.1.") for v in switched.after.values()), switched.after
+    order = [s["__id__"] for s in sorted(switched.result.states.values(), key=lambda s: s["__run_num__"])]
+    steps = [i.removeprefix("pgha-orch-rolling-restart-") for i in order
+             if i.endswith("-patroni") or i.endswith("-switchover")]
+    old_leader = steps[-1].removesuffix("-patroni")
+    assert steps[-2:] == ["switchover", f"{old_leader}-patroni"], steps
+    assert sorted(s.removesuffix("-patroni") for s in steps if s != "switchover") == PG_NODES, steps
+    assert switched.acked > 100 and switched.lost == [], (switched.acked, switched.lost[:10])
+    print(f"deb to pip, rolling: {switched.result.seconds:.0f}s, longest write gap {switched.write_gap}s, "
+          f"{switched.acked} writes acknowledged, none lost")
+    for name in PG_NODES:
+        node = NODES[name]
+        # The unit Patroni 4.1 documents, and patronictl on the PATH.
+        assert lab.exec_(node, ["systemctl", "show", "-p", "Type", "--value", "patroni"]).stdout.strip() == "notify"
+        assert lab.exec_(node, ["patronictl", "version"]).stdout.strip().endswith(switched.after[name])
 
 
 def test_one_leader_and_two_streaming_replicas(cluster, salt_cli):
@@ -134,3 +160,36 @@ def test_a_repaired_node_is_brought_back_by_highstate(cluster, salt_cli, lab, vi
         return isinstance(rows, list) and any(
             r["member"] == victim and r["state"] == "streaming" for r in rows)
     wait_for(streams, 180, f"{victim} to stream again")
+
+
+def reader_status(salt_cli, node: str, member: str) -> str:
+    servers = salt_cli.run("pgha_haproxy.backends", minion_tgt=node, _timeout=30).data[node]
+    return next(s["status"] for s in servers if s["proxy"] == "postgres_readers" and s["server"] == member)
+
+
+def test_a_replica_cut_off_from_its_primary_leaves_the_reader_pool(cluster, salt_cli, lab):
+    """The reader check asks /readiness too (Patroni 4.1: replication must be streaming):
+    a replica whose last lag was small but that lost its primary leaves port 5433 within
+    two checks, and comes back once it streams again."""
+    roles = {m["member"]: m["role"] for m in salt_data(salt_cli.run("patroni.list", minion_tgt="pg-01"),
+                                                         ["pg-01"])["pg-01"]}
+    leader = next(n for n, r in roles.items() if r == "leader")
+    replica = next(n for n, r in roles.items() if r == "replica")  # the asynchronous one
+    haproxy = HAPROXY_NODES[0]
+    assert reader_status(salt_cli, haproxy, replica) == "UP"
+    route = ["ip", "route", "add", "blackhole", f"{NODES[leader].address}/32"]
+    lab.exec_(NODES[replica], route, check=True)
+    try:
+        sql("SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE application_name = %s",
+            replica, host=NODES[leader].address)
+        cut = time.monotonic()
+        wait_for(lambda: reader_status(salt_cli, haproxy, replica) == "DOWN", 20,
+                 f"{replica} to leave {haproxy}'s reader pool", interval=0.2)
+        left = time.monotonic() - cut
+        # Two failed checks at fastinter (500 ms) after at most one inter (1 s), plus the
+        # moment Patroni needs to see the walreceiver gone.
+        assert left < 6, f"{replica} left the reader pool {left:.1f}s after losing its primary"
+        print(f"{replica} left the reader pool {left:.1f}s after losing its primary")
+    finally:
+        lab.exec_(NODES[replica], ["ip", "route", "del", "blackhole", f"{NODES[leader].address}/32"])
+    wait_for(lambda: reader_status(salt_cli, haproxy, replica) == "UP", 60, f"{replica} back in the pool")

@@ -29,8 +29,12 @@ def test_patroni_list_is_like_patronictl(cluster, salt_cli):
     assert rc == 0
     assert sorted(r["member"] for r in rows) == PG_NODES
     for row in rows:
-        assert set(row) == {"member", "host", "role", "state", "timeline", "lag", "pending_restart", "tags"}
+        assert set(row) == {"member", "host", "role", "state", "timeline", "lag", "receive_lag",
+                            "replay_lag", "pending_restart", "tags"}
         assert row["host"] == NODES[row["member"]].address
+        # Patroni 4.1 reports receive and replay lag for every replica.
+        if row["role"] != "leader":
+            assert isinstance(row["receive_lag"], int) and isinstance(row["replay_lag"], int), row
     assert len({r["timeline"] for r in rows}) == 1
 
 

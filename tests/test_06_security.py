@@ -234,7 +234,7 @@ BAD_PILLARS = {
 
 
 @pytest.fixture(scope="module")
-def fingerprint_before(deploy, salt_cli):
+def fingerprint_before(switched, salt_cli):
     wait_healthy(salt_cli)
     return node_fingerprint(salt_cli)
 

@@ -7,7 +7,7 @@ import re
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-from . import aptproxy, image, labpillar, master, net, node, tls
+from . import aptproxy, image, labpillar, master, net, node, tls, wheelhouse
 from .sh import LabError, run, say, wait_until
 from .topology import HOST_ADDRESS, NODES, RUN_DIR, Node, default_nodes
 
@@ -52,6 +52,7 @@ def clean() -> None:
     lock) and the tests' pillar overrides."""
     master.stop_master()
     aptproxy.stop()
+    wheelhouse.stop()
     for n in NODES.values():
         node.destroy(n)
     for mount in reversed(node.stale_mounts()):
@@ -77,10 +78,12 @@ def up(*, with_master: bool = True, nodes: list[Node] | None = None) -> None:
     rootfs = image.ensure_image()
     net.bridge_up()
     aptproxy.start(image.host_mirror())
+    wheelhouse.start()
     pki = master.ensure_keys([n.name for n in nodes])
     master.write_master_config()
     tls.ensure(master.PILLAR_OVERRIDE_DIR)
     labpillar.write_roles(master.PILLAR_OVERRIDE_DIR)
+    labpillar.write_topology(master.PILLAR_OVERRIDE_DIR)
     for n in nodes:
         node.create(n, rootfs, pki)
     say(f"booting {', '.join(n.name for n in nodes)}")
@@ -132,6 +135,7 @@ def leftovers() -> list[str]:
     found = [f"mount {m}" for m in node.stale_mounts()]
     found += net.leftovers()
     found += aptproxy.leftovers()
+    found += wheelhouse.leftovers()
     if master.master_pid():
         found.append(f"salt-master pid {master.master_pid()}")
     found += [f"{n.name} container pid {node.nspawn_pid(n)}" for n in NODES.values() if node.is_running(n)]

@@ -64,9 +64,7 @@ pgha-patroni-config-file-daemon-reload:
     - name: systemctl daemon-reload
     - onchanges:
       - file: pgha-patroni-config-file-unit-dropin-managed
-{%- if patroni.install_method != "deb" %}
       - file: pgha-patroni-package-install-unit-managed
-{%- endif %}
 
 {%- if pgha.tls.enabled %}
 

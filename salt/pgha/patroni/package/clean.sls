@@ -14,6 +14,7 @@ pgha-patroni-package-clean-removed:
     - names:
       - {{ pgha.patroni.pip.venv }}
       - /etc/systemd/system/{{ pgha.patroni.service }}.service
+      - /usr/local/bin/patronictl
 {%- endif %}
     - require:
       - sls: pgha.patroni.config.clean

@@ -13,43 +13,55 @@ pgha-patroni-package-install-pkg-installed:
     - pkgs: {{ pkgs(patroni) }}
     - require:
       - sls: pgha.postgres.package.install
+
+# A pip install's unit would shadow the package's (a node switched back from pip).
+pgha-patroni-package-install-unit-managed:
+  file.absent:
+    - name: /etc/systemd/system/{{ patroni.service }}.service
+    - require:
+      - pkg: pgha-patroni-package-install-pkg-installed
 {%- else %}
-{%-   set venv = patroni.pip.venv %}
+{%-   set pip = patroni.pip %}
 pgha-patroni-package-install-venv-deps:
   pkg.installed:
-    - pkgs: [python3-venv]
+    - pkgs: {{ pip.system_packages | json }}
 
+# --system-site-packages: the distribution's python3-systemd (Patroni's sd_notify).
 pgha-patroni-package-install-venv-created:
   cmd.run:
-    - name: python3 -m venv {{ venv }}
-    - creates: {{ venv }}/bin/pip
+    - name: python3 -m venv --system-site-packages {{ pip.venv }}
+    - creates: {{ pip.venv }}/bin/pip
     - require:
       - pkg: pgha-patroni-package-install-venv-deps
 
 pgha-patroni-package-install-pip-installed:
   pip.installed:
-    - pkgs: {{ patroni.pip.requirements | json }}
-    - bin_env: {{ venv }}/bin/pip
-{%-   if patroni.pip.index_url %}
-    - index_url: {{ patroni.pip.index_url }}
-{%-   endif %}
-{%-   if patroni.pip.proxy %}
-    - proxy: {{ patroni.pip.proxy }}
-{%-   endif %}
-{%-   if patroni.pip.cert %}
-    - cert: {{ patroni.pip.cert }}
+    - pkgs: {{ pip.requirements | json }}
+    - bin_env: {{ pip.venv }}/bin/pip
+{%-   for key in ("index_url", "find_links", "trusted_host", "proxy", "cert") if pip[key] %}
+    - {{ key }}: {{ pip[key] | json }}
+{%-   endfor %}
+{%-   if pip.no_index %}
+    - no_index: True
 {%-   endif %}
     - require:
       - cmd: pgha-patroni-package-install-venv-created
       - sls: pgha.postgres.package.install
 
-# Debian's package ships the unit; a pip install brings its own.
+# Debian's package ships the unit; a pip install brings the one Patroni 4.1 documents.
 pgha-patroni-package-install-unit-managed:
   file.managed:
     - name: /etc/systemd/system/{{ patroni.service }}.service
     - source: salt://pgha/patroni/files/patroni.service.jinja
     - template: jinja
     - mode: '0644'
+    - require:
+      - pip: pgha-patroni-package-install-pip-installed
+
+pgha-patroni-package-install-patronictl-on-path:
+  file.symlink:
+    - name: /usr/local/bin/patronictl
+    - target: {{ pgha.patronictl_bin | json }}
     - require:
       - pip: pgha-patroni-package-install-pip-installed
 {%- endif %}
