@@ -13,6 +13,7 @@ minion's Salt key (``pgha_event.sign_events``).
       pgha_etcd:
         - beacon_module: etcd3
         - interval: 5
+        - service: etcd
         - repeat: 30
 """
 
@@ -35,6 +36,8 @@ def validate(config):
     config = salt.utils.beacons.list_to_dict(config)
     if not isinstance(config.get("repeat"), int):
         return False, "etcd3 beacon: repeat must be an integer (the pgha formula sets it)"
+    if not isinstance(config.get("service"), str):
+        return False, "etcd3 beacon: service must name etcd's unit (the pgha formula sets it)"
     return True, "valid beacon configuration"
 
 
@@ -60,7 +63,7 @@ def _events(config):
     repeat = config["repeat"]
     ctx = __context__.setdefault("pgha_etcd_beacon", {})
     me = __grains__["id"]
-    if not __salt__["service.status"](config.get("service", "etcd")):
+    if not __salt__["service.status"](config["service"]):
         return []
     # Only a member pillar knows about is watched (a pillar being changed, e.g. a node
     # on its way out, must not look like an unhealthy member).

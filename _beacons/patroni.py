@@ -37,6 +37,7 @@ on events whose signature proves the sender.
         - lag_bytes: 16777216
         - repeat: 30
         - not_streaming_grace: 60
+        - failed_grace: 15
 """
 
 import logging
@@ -53,8 +54,6 @@ HEALTHY_STATES = ("running", "streaming")
 TRANSITIONAL_STATES = ("starting", "stopping", "restarting", "creating replica",
                        "initializing new cluster", "running custom bootstrap script",
                        "starting after custom bootstrap")
-# Patroni restarts a crashed PostgreSQL itself; a bad state counts once it lasted this long.
-FAILED_GRACE = 15
 # A problem not seen for this long is over, and its timer ends. Longer than a start
 # attempt's "starting" between two "start failed" (Patroni retries once per loop_wait).
 FORGET_AFTER = 30
@@ -64,7 +63,7 @@ def __virtual__():
     return __virtualname__
 
 
-REQUIRED = ("lag_bytes", "repeat", "not_streaming_grace")
+REQUIRED = ("lag_bytes", "repeat", "not_streaming_grace", "failed_grace")
 
 
 def validate(config):
@@ -72,8 +71,8 @@ def validate(config):
     missing = [key for key in REQUIRED if key not in config]
     if missing:
         return False, f"patroni beacon: {', '.join(missing)} missing (the pgha formula sets them)"
-    for key in REQUIRED + ("failed_grace",):
-        if key in config and not isinstance(config[key], int):
+    for key in REQUIRED:
+        if not isinstance(config[key], int):
             return False, f"patroni beacon: {key} must be an integer"
     return True, "valid beacon configuration"
 
@@ -150,7 +149,7 @@ def _events(config):
     if bad is not None:
         timer = timers.setdefault(bad, {"since": now, "last": now})
         timer["last"] = now
-        wait = grace if bad == "not streaming" else config.get("failed_grace", FAILED_GRACE)
+        wait = grace if bad == "not streaming" else config["failed_grace"]
         if now - timer["since"] >= wait:
             _fire(ctx, events, f"state:{bad}", repeat, {"tag": "state", "member": me, "state": bad,
                                                         "role": role, "since": timer["since"]}, now)

@@ -29,20 +29,16 @@ def __virtual__():
 # ---- plumbing ---------------------------------------------------------------------------
 
 def _settings():
+    """Endpoints, TLS and credentials, as map.jinja derives them (pgha.config)."""
     cfg = __salt__["pgha.config"](redact=False)
-    etcd = cfg["etcd"]
-    tls = cfg.get("tls", {}) if cfg.get("tls", {}).get("enabled") else {}
-    scheme = "https" if tls else "http"
-    members = {name: f"{scheme}://{cfg['nodes'][name]['address']}:{etcd['client_port']}"
-               for name in cfg["postgres_members"]}
-    local = members.get(cfg["id"])
+    etcd, tls = cfg["etcd"], cfg["tls"]
     return {
-        "members": members,
-        "endpoints": ([local] if local else []) + [u for u in members.values() if u != local],
-        "tls": {"ca": tls.get("ca_file"), "cert": tls.get("cert_file"), "key": tls.get("key_file")}
-        if tls else None,
-        "auth": (etcd.get("root_username", "root"), etcd["root_password"])
-        if etcd.get("auth") and etcd.get("root_password") else None,
+        "members": {name: member["client_url"] for name, member in cfg["etcd_members"].items()},
+        "endpoints": cfg["etcd_client_urls"],
+        "tls": {"ca": tls["ca_file"], "cert": tls["cert_file"], "key": tls["key_file"]}
+        if tls["enabled"] else None,
+        "auth": (etcd["root_username"], etcd["root_password"])
+        if etcd["auth"] and etcd["root_password"] else None,
     }
 
 
@@ -479,8 +475,21 @@ def _peer_url(peer_url=None, address=None):
         return peer_url
     if not address:
         raise SaltInvocationError("give peer_url= or address= for the new member")
-    cfg = __salt__["pgha.config"](redact=False)
-    return f"{cfg['scheme']}://{address}:{cfg['etcd']['peer_port']}"
+    return peer_url_for(address)
+
+
+def peer_url_for(address):
+    """
+    Return the peer URL a member at *address* advertises (pgha.config's
+    ``etcd_peer_url_template``: the formula's scheme and peer port).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt pg-01 etcd3.peer_url_for 198.51.100.123
+    """
+    return __salt__["pgha.config"]()["etcd_peer_url_template"].replace("{address}", str(address))
 
 
 def member_add(peer_url=None, address=None, learner=True, timeout=None):

@@ -10,6 +10,7 @@ anything is changed.
 import ipaddress
 import json
 import logging
+import re
 
 from salt.exceptions import CommandExecutionError
 
@@ -23,6 +24,9 @@ ROLES = ("postgres", "haproxy")
 # What a node entry may hold (pillar.example documents each).
 NODE_KEYS = ("address", "roles", "priority", "tags", "etcd_join", "state")
 FRONTENDS = ("keepalived", "hetzner")
+INSTALL_METHODS = ("pip", "deb")
+# distribution: the system's own packages; pgdg: the PostgreSQL project's apt repository.
+REPOSITORIES = ("distribution", "pgdg")
 # Maps whose keys are the operator's own (node names, PostgreSQL parameters, ...): the
 # typo check does not look inside them.
 OPEN_MAPS = {
@@ -145,6 +149,7 @@ def _check(cfg):
     errors += _check_passwords(cfg)
     errors += _check_timing(cfg)
     errors += _check_frontend(cfg)
+    errors += _check_packages(cfg)
     errors += _check_ports(cfg, nodes)
     errors += _check_synchronous(cfg)
     errors += _check_tls(cfg)
@@ -202,9 +207,9 @@ def _check_nodes(cfg, nodes):
             errors.append(f"{where}:priority: {node['priority']!r}; VRRP priorities are 1 to 254")
         if "tags" in node and not isinstance(node["tags"], dict):
             errors.append(f"{where}:tags: must be a mapping of Patroni tags, e.g. {{nofailover: true}}")
-        if node.get("state", "present") not in ("present", "absent"):
+        if node.get("state") not in ("present", "absent"):
             errors.append(f"{where}:state: {node['state']!r}; use present or absent")
-        if node.get("etcd_join", "new") not in ("new", "existing"):
+        if node.get("etcd_join") not in ("new", "existing"):
             errors.append(f"{where}:etcd_join: {node['etcd_join']!r}; use new or existing")
         roles = node.get("roles") or []
         bad_roles = [r for r in roles if r not in ROLES]
@@ -234,6 +239,38 @@ def _check_nodes(cfg, nodes):
         errors.append(f"pgha:patroni:bootstrap_node: {bootstrap!r} is not a postgres node; use one "
                       f"of {', '.join(cfg['postgres_members']) or '(none)'}")
     errors += _check_role_grain(cfg)
+    return errors
+
+
+# name==version, optionally with extras: what a reproducible install needs.
+PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!-]+$")
+
+
+def _check_packages(cfg):
+    """Where Patroni and PostgreSQL come from."""
+    errors = []
+    patroni, postgres = cfg["patroni"], cfg["postgres"]
+    if patroni["install_method"] not in INSTALL_METHODS:
+        errors.append(f"pgha:patroni:install_method: {patroni['install_method']!r}; use one of "
+                      f"{', '.join(INSTALL_METHODS)}")
+    elif patroni["install_method"] == "pip":
+        requirements = patroni["pip"]["requirements"]
+        if not isinstance(requirements, list) or not requirements:
+            errors.append("pgha:patroni:pip:requirements: must list Patroni and what it needs, pinned")
+        else:
+            for i, req in enumerate(requirements):
+                if not isinstance(req, str) or not PINNED.match(req.strip()):
+                    errors.append(f"pgha:patroni:pip:requirements[{i}]: {req!r} is not pinned; "
+                                  "write name==version, so every node installs the same")
+    if postgres["repository"] not in REPOSITORIES:
+        errors.append(f"pgha:postgres:repository: {postgres['repository']!r}; use one of "
+                      f"{', '.join(REPOSITORIES)}")
+    elif postgres["repository"] == "pgdg":
+        for key in ("url", "key_url"):
+            if not re.match(r"^https?://\S+$", str(postgres["pgdg"][key] or "")):
+                errors.append(f"pgha:postgres:pgdg:{key}: {postgres['pgdg'][key]!r} is not an http(s) URL")
+        if not str(postgres["pgdg"]["keyring"] or "").startswith("/"):
+            errors.append(f"pgha:postgres:pgdg:keyring: {postgres['pgdg']['keyring']!r}; give an absolute path")
     return errors
 
 
@@ -293,7 +330,7 @@ def _check_etcd_members(cfg):
                 "1-node development cluster)"]
     # The cluster a bootstrap creates must be odd. Members joined later (etcd_join:
     # existing, orch.add_node) may make it even on the way to the next odd size.
-    initial = [n for n in cfg["postgres_members"] if cfg["nodes"][n].get("etcd_join", "new") != "existing"]
+    initial = [n for n in cfg["postgres_members"] if cfg["nodes"][n]["etcd_join"] != "existing"]
     if len(initial) % 2 == 0:
         return [f"pgha:nodes: {len(initial)} postgres nodes bootstrap an even number of etcd "
                 f"members, which tolerates no more failures than {len(initial) - 1}: use an odd "
@@ -340,7 +377,7 @@ def _roles_of(cfg):
 def _check_passwords(cfg):
     roles = _roles_of(cfg)
     wanted = [path for role in sorted(roles) for path in ROLE_SECRETS[role]]
-    if "postgres" in roles and cfg["etcd"].get("auth"):
+    if "postgres" in roles and cfg["etcd"]["auth"]:
         wanted += ETCD_SECRETS
     errors = []
     for path in wanted:
@@ -536,57 +573,6 @@ def leases():
 
 # ---- plans the orchestrations render -----------------------------------------------------
 
-# Parameters a standby must have at least as high as its primary: lowering one can only
-# start at the primary.
-STANDBY_BOUND = ("max_connections", "max_worker_processes", "max_wal_senders",
-                 "max_prepared_transactions", "max_locks_per_transaction")
-
-
-def _as_int(value):
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def plan_rolling_restart(rows, reasons, force=False):
-    """
-    The order of a rolling restart, from the member list (``patroni.list``) and the
-    pending-restart reasons (``patroni.pending_restarts``). A plain function.
-
-    Replicas with a pending restart first, one at a time; then, if the leader has one,
-    a switchover and the old leader. Lowering a standby-bound parameter starts at the
-    leader, in place. Returns ``{problem, leader, steps, moves_leader}``; each step is
-    ``{name, kind: restart|switchover, member, pending_only}``.
-    """
-    leader = next((r["member"] for r in rows if r.get("role") == "leader"), None)
-    if leader is None:
-        return {"problem": f"no Patroni leader answered ({len(rows)} members listed); a "
-                           "rolling restart needs a healthy cluster",
-                "leader": None, "steps": [], "moves_leader": False}
-    primary_first = any(
-        param in STANDBY_BOUND and None not in (new := _as_int(change.get("new_value")),
-                                                old := _as_int(change.get("old_value")))
-        and new < old
-        for param, change in sorted((reasons.get(leader) or {}).items()))
-    leader_pending = force or any(r["member"] == leader and r.get("pending_restart") for r in rows)
-    steps = []
-    if primary_first:
-        steps.append({"name": f"{leader}-in-place", "kind": "restart", "member": leader,
-                      "pending_only": not force})
-    for row in sorted((r for r in rows if r["member"] != leader), key=lambda r: r["member"]):
-        if force or row.get("pending_restart"):
-            steps.append({"name": row["member"], "kind": "restart", "member": row["member"],
-                          "pending_only": not force})
-    moves_leader = leader_pending and not primary_first
-    if moves_leader:
-        # The leader is restarted only as a replica: first it hands over. Its demotion
-        # restarts it; the restart after that runs only if something is still pending.
-        steps += [{"name": "switchover", "kind": "switchover", "member": None, "pending_only": True},
-                  {"name": leader, "kind": "restart", "member": leader, "pending_only": True}]
-    return {"problem": None, "leader": leader, "steps": steps, "moves_leader": moves_leader}
-
-
 def _first_answer(minions, fun, timeout=15):
     """The first successful answer to *fun* among *minions* (on the master)."""
     answers = __salt__["saltutil.cmd"](list(minions), fun, tgt_type="list", timeout=timeout)
@@ -597,10 +583,10 @@ def _first_answer(minions, fun, timeout=15):
     return None
 
 
-def rolling_restart_plan(members, force=False):
+def rolling_restart_plan(members, force=False, service=False):
     """
     Plan ``orch.rolling_restart`` from the live cluster, asked through *members* (run on
-    the master while the orchestration renders). See ``plan_rolling_restart``.
+    the master while the orchestration renders). See ``pgha_plans.rolling_restart``.
 
     CLI Example:
 
@@ -610,39 +596,16 @@ def rolling_restart_plan(members, force=False):
     """
     rows = _first_answer(members, "patroni.list") or []
     reasons = _first_answer(members, "patroni.pending_restarts") or {}
-    return plan_rolling_restart(rows if isinstance(rows, list) else [],
-                                reasons if isinstance(reasons, dict) else {}, force=force)
-
-
-def removal_problem(node, members, leader, healthy, dev_single_etcd=False):
-    """
-    Why *node* may not leave the cluster now, or None. A plain function of the postgres
-    members in pillar, the Patroni leader and the healthy etcd members: the leader is
-    refused (switch over first), and so is any removal that leaves etcd without a
-    healthy quorum or with fewer than 3 members.
-    """
-    if node not in members:
-        return f"{node} is not a postgres node (members: {', '.join(members)})"
-    remaining = [m for m in members if m != node]
-    if leader is None:
-        return "no remaining member answered with the Patroni leader; the cluster must be healthy to shrink"
-    if leader == node:
-        return f"{node} is the Patroni leader; switch over first (orch.switchover), then remove it"
-    alive = [m for m in remaining if m in healthy]
-    if len(alive) < len(remaining) // 2 + 1:
-        return (f"removing {node} would leave {len(alive)} healthy etcd members of "
-                f"{len(remaining)}: no quorum")
-    if len(remaining) < 3 and not dev_single_etcd:
-        return (f"removing {node} would leave {len(remaining)} etcd members; at least 3 are "
-                "needed to survive a failure")
-    return None
+    return __utils__["pgha_plans.rolling_restart"](rows if isinstance(rows, list) else [],
+                                                   reasons if isinstance(reasons, dict) else {},
+                                                   force=force, service=service)
 
 
 def removal_plan(node):
     """
     Whether ``orch.remove_node`` may remove *node*, asked of the live cluster through
     the other members (run on the master while the orchestration renders): ``{problem}``.
-    See ``removal_problem``.
+    See ``pgha_plans.removal_problem``.
 
     CLI Example:
 
@@ -659,5 +622,5 @@ def removal_plan(node):
         if isinstance(health, dict) else []
     if node in members and remaining and health is None:
         return {"problem": "no remaining member answered with etcd's health"}
-    return {"problem": removal_problem(node, members, leader, healthy,
-                                       cfg["cluster"]["dev_single_etcd"])}
+    return {"problem": __utils__["pgha_plans.removal_problem"](node, members, leader, healthy,
+                                                               cfg["cluster"]["dev_single_etcd"])}

@@ -150,11 +150,11 @@ def problems(tag, data, nodes, signer, now, max_age):
         found.append(f"it names member {named!r}, not its sender {claimed}")
     node = nodes.get(claimed) if isinstance(nodes, dict) else None
     role = expected_role(tag, data)
-    if not isinstance(node, dict) or node.get("state", "present") == "absent":
+    if not isinstance(node, dict):
         found.append(f"{claimed} is not a node in pgha:nodes")
     elif role is None:
         found.append(f"{match['beacon']}/{match['kind']} is no event pgha reacts to")
-    elif role not in (node.get("roles") or []):
+    elif role not in node["roles"]:
         found.append(f"{claimed} does not have the {role} role an {match['beacon']} event needs")
     if match["beacon"] == "pgha_services" and data.get("service") != match["kind"]:
         found.append(f"service {data.get('service')!r} is not the tag's {match['kind']!r}")
@@ -192,8 +192,8 @@ def verify(tag, data):
     if isinstance(data, dict) and data.get("_sig"):
         order = ([claimed] if claimed in keys else []) + [m for m in keys if m != claimed]
         signer = next((m for m in order if _valid_signature(keys[m], str(tag), data)), None)
-    nodes = {name: node for name, node in cfg["nodes"].items()
-             if node.get("state", "present") != "absent"}
+    # Members only: a node on its way out (state absent) steers nothing.
+    nodes = {name: cfg["nodes"][name] for name in cfg["postgres_members"] + cfg["haproxy_members"]}
     found = problems(tag, data, nodes, signer, time.time(), cfg["heal"]["event_max_age"])
     if found:
         log.warning("pgha: refusing event %s: %s", tag, "; ".join(found))

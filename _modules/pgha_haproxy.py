@@ -14,14 +14,14 @@ from salt.exceptions import CommandExecutionError
 log = logging.getLogger(__name__)
 
 __virtualname__ = "pgha_haproxy"
-ADMIN_SOCKET = "/run/haproxy/admin.sock"
 
 
 def __virtual__():
     return __virtualname__
 
 
-def _admin(command, path=ADMIN_SOCKET, timeout=3):
+def _admin(command, path=None, timeout=3):
+    path = path or __salt__["pgha.config"]()["haproxy"]["admin_socket"]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
@@ -35,11 +35,11 @@ def _admin(command, path=ADMIN_SOCKET, timeout=3):
     return b"".join(chunks).decode()
 
 
-def backends(socket_path=ADMIN_SOCKET):
+def backends(socket_path=None):
     """
     Return every server of every proxy with its state (UP, DOWN, MAINT, ...), whether it
     is a backup, its last check result and its current sessions, from ``show stat`` on
-    the admin socket.
+    the admin socket (default: pgha:haproxy:admin_socket).
 
     CLI Example:
 

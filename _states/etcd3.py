@@ -66,16 +66,6 @@ def membership_ready(name, timeout=0):
     return ret
 
 
-def _quorum_without(member, voters, healthy):
-    """(ok, why): whether the voting members other than *member* that are healthy still
-    make a quorum of all voters."""
-    others = sorted(n for n in voters if n != member and n in healthy)
-    need = len(voters) // 2 + 1
-    return len(others) >= need, (f"{len(others)} of {len(voters)} voting members are healthy "
-                                 f"without {member} ({', '.join(others) or 'none'}); a quorum "
-                                 f"is {need}")
-
-
 def quorum_without(name):
     """
     The voting etcd members other than *name* that are healthy make a quorum by
@@ -96,7 +86,7 @@ def quorum_without(name):
     except CommandExecutionError as exc:
         ret.update(result=False, comment=f"cannot tell whether etcd has a quorum without {name}: {exc}")
         return ret
-    ok, why = _quorum_without(name, voters, healthy)
+    ok, why = __utils__["pgha_plans.quorum_without"](name, voters, healthy)
     ret.update(result=ok, comment=why)
     return ret
 
@@ -168,8 +158,7 @@ def member_present(name, address, promote=True, timeout=120):
     import time  # pylint: disable=import-outside-toplevel
 
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
-    cfg = __salt__["pgha.config"](redact=False)
-    peer_url = f"{cfg['scheme']}://{address}:{cfg['etcd']['peer_port']}"
+    peer_url = __salt__["etcd3.peer_url_for"](address)
     try:
         found = next((m for m in __salt__["etcd3.members"]()
                       if m["name"] == name or peer_url in m["peer_urls"]), None)
@@ -297,7 +286,7 @@ def auth_enabled(name, prefix=None):
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     cfg = __salt__["pgha.config"](redact=False)
     etcd = cfg["etcd"]
-    if not etcd.get("auth"):
+    if not etcd["auth"]:
         ret["comment"] = "etcd authentication is off in pillar (pgha:etcd:auth)"
         return ret
     prefix = prefix or f"/service/{cfg['cluster']['name']}/"

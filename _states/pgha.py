@@ -117,8 +117,8 @@ def remediation_allowed(name, max_attempts=3, window=600, record=True):
 
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     now = time.time()
-    recent = [t for t in _budget().get(name, []) if now - t < float(window)]
-    if len(recent) >= int(max_attempts):
+    recent, allowed = __utils__["pgha_plans.attempts_left"](_budget().get(name, []), now, window, max_attempts)
+    if not allowed:
         ret["result"] = False
         ret["comment"] = (f"{name}: {len(recent)} attempts in the last {window}s already "
                           f"(limit {max_attempts}); not trying again")
@@ -158,7 +158,7 @@ def _count(ret, name, window, max_attempts):
     made = []
 
     def add(attempts):
-        recent = [t for t in attempts.get(name, []) if now - t < float(window)] + [now]
+        recent = __utils__["pgha_plans.attempts_left"](attempts.get(name, []), now, window, max_attempts)[0] + [now]
         attempts[name] = recent
         made.append(len(recent))
     _budget(add)

@@ -6,38 +6,19 @@
 # No secret lives here: this file goes to every minion. The secrets are in
 # pgha_secrets/, and pillar/top.sls gives each minion only its role's.
 pgha:
+  # The network, the nodes, the VIP, the application network and the wheelhouse come
+  # from lab/pgha_lab/topology.py: pgha-lab writes them as lab_topology.sls.
   cluster:
     name: pgha
-    network: 198.51.100.0/24
-
-  nodes:
-    pg-01:
-      address: 198.51.100.120
-      roles: [postgres]
-    pg-02:
-      address: 198.51.100.121
-      roles: [postgres]
-    pg-03:
-      address: 198.51.100.122
-      roles: [postgres]
-    haproxy-01:
-      address: 198.51.100.11
-      roles: [haproxy]
-      priority: 150
-    haproxy-02:
-      address: 198.51.100.12
-      roles: [haproxy]
-      priority: 100
 
   postgres:
-    # The host (the tests and `psql` on it) is the lab's application network.
-    app_networks:
-      - 198.51.100.1/32
     package_versions:
       postgresql-17: 17.12-0+deb13u1
       postgresql-client-17: 17.12-0+deb13u1
 
   patroni:
+    # pip (the default) installs Patroni 4.1 from the wheelhouse pgha-lab serves on the
+    # bridge (the nodes have no route out); deb, Debian's 4.0.7, at these versions.
     package_versions:
       patroni: 4.0.7-3~deb13u1
       python3-etcd: 0.4.5-6
@@ -61,6 +42,5 @@ pgha:
     reinit_grace: 15
 
   keepalived:
-    vip: 198.51.100.10
     package_versions:
       keepalived: "1:2.3.3-1"

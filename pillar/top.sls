@@ -4,13 +4,15 @@
 # minion gets only its role's secrets. Secrets are scoped by minion id, which the master
 # authenticates, never by grains, which a minion sets for itself.
 #
-# lab_roles.yaml, lab_tls and lab_overrides live outside the checkout
+# lab_roles.yaml, lab_topology, lab_tls and lab_overrides live outside the checkout
 # (/var/lib/pgha-lab/pillar, the second pillar root), written by pgha-lab: the minion
-# ids of each role (from lab/pgha_lab/topology.py), the lab's certificates (each minion
-# gets only its own key), and the tests' changes over the lab pillar (e.g. an added node).
+# ids of each role and the lab's network, nodes and VIP (both from
+# lab/pgha_lab/topology.py), the lab's certificates (each minion gets only its own
+# key), and the tests' changes over the lab pillar (e.g. an added node).
 {%- import_yaml "lab_roles.yaml" as lab_roles %}
 base:
   '*':
+    - lab_topology
     - pgha
     - lab_tls
     - ignore_missing: True

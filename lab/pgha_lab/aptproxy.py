@@ -9,12 +9,10 @@ ForceManaged limits it to the one Debian mirror the host itself uses.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from urllib.parse import urlparse
 
-from .sh import run, say, wait_until
+from .sh import pidfile_pid, run, say, stop_pidfile, wait_until
 from .topology import APT_PROXY_PORT, CACHE_DIR, HOST_ADDRESS, RUN_DIR, STATE_DIR
 
 USER = "apt-cacher-ng"
@@ -25,12 +23,7 @@ CACHE = CACHE_DIR / "apt"
 
 
 def pid() -> int | None:
-    try:
-        value = int(PIDFILE.read_text().strip())
-        os.kill(value, 0)
-    except (OSError, ValueError):
-        return None
-    return value
+    return pidfile_pid(PIDFILE)
 
 
 def start(mirror: str) -> None:
@@ -60,11 +53,7 @@ ExThreshold: 4
 
 
 def stop() -> None:
-    value = pid()
-    if value:
-        os.kill(value, signal.SIGTERM)
-        wait_until(lambda: pid() is None, 15, "apt-cacher-ng to stop")
-    PIDFILE.unlink(missing_ok=True)
+    stop_pidfile(PIDFILE, "apt-cacher-ng")
 
 
 def leftovers() -> list[str]:

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 from . import net, tls, workload
 from . import node as lab_node
 from .sh import LabError
-from .topology import NODES, VIP
+from .topology import NODES, VIP, members
 
-PG = ["pg-01", "pg-02", "pg-03"]
-HAPROXY = ["haproxy-01", "haproxy-02"]
+PG = members("postgres")
+HAPROXY = members("haproxy")
 
 
 def _sh(name: str, script: str) -> None:

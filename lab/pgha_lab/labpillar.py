@@ -4,7 +4,8 @@ secrets (pillar/pgha_secrets/*.sls) and the formula's defaults under them.
 The master compiles the same files for the minions, each getting only the secrets of
 its role (pillar/top.sls); the host's tools (tests, benchmark, `pgha-lab info`) are the
 operator and read them all. What pgha-lab writes into the second pillar root
-(lab_roles.yaml, lab_tls.sls) is generated here and in tls.py from topology.py.
+(lab_roles.yaml, lab_topology.sls, lab_tls.sls) is generated here and in tls.py from
+topology.py, the one place the lab's shape is written down.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .topology import NODES, REPO_ROOT
+from .topology import HOST_ADDRESS, NODES, REPO_ROOT, SUBNET, VIP, WHEELHOUSE_URL, default_nodes
 
 PILLAR_DIR = REPO_ROOT / "pillar"
 SECRET_FILES = sorted((PILLAR_DIR / "pgha_secrets").glob("*.sls"))
@@ -31,9 +32,31 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
+def topology() -> dict:
+    """The part of the lab pillar that topology.py decides: the network, the nodes
+    that boot by default (spares join through orch.add_node), the VIP, the host as the
+    application network, and the wheelhouse the nodes install Patroni from."""
+    return {
+        "cluster": {"network": str(SUBNET)},
+        "nodes": {n.name: {"address": n.address, "roles": list(n.roles)} for n in default_nodes()},
+        "keepalived": {"vip": VIP},
+        "postgres": {"app_networks": [f"{HOST_ADDRESS}/32"]},
+        "patroni": {"pip": {"find_links": WHEELHOUSE_URL, "no_index": True, "trusted_host": HOST_ADDRESS}},
+    }
+
+
+def write_topology(pillar_dir: Path) -> Path:
+    path = pillar_dir / "lab_topology.sls"
+    pillar_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Written by pgha-lab from lab/pgha_lab/topology.py: the lab's network, nodes,\n"
+                    "# VIP and wheelhouse. pillar/pgha.sls holds the rest of the lab pillar.\n"
+                    + yaml.safe_dump({"pgha": topology()}, sort_keys=True))
+    return path
+
+
 def raw() -> dict:
     """The lab pillar's pgha: key, secrets included, without the defaults."""
-    data = _load(PILLAR_DIR / "pgha.sls")
+    data = merge(topology(), _load(PILLAR_DIR / "pgha.sls"))
     for path in SECRET_FILES:
         data = merge(data, _load(path))
     return data

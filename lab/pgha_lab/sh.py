@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 class LabError(RuntimeError):
@@ -41,3 +44,23 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str,
         if time.monotonic() > deadline:
             raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def pidfile_pid(pidfile: Path) -> int | None:
+    """The live process *pidfile* names, or None."""
+    try:
+        value = int(pidfile.read_text().strip())
+        stat = Path(f"/proc/{value}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    # This host's PID 1 reaps no orphans: a dead daemon lingers as a zombie.
+    return value if stat.rsplit(")", 1)[1].split()[0] != "Z" else None
+
+
+def stop_pidfile(pidfile: Path, what: str) -> None:
+    """SIGTERM the process *pidfile* names, wait for it to end, remove the file."""
+    value = pidfile_pid(pidfile)
+    if value:
+        os.kill(value, signal.SIGTERM)
+        wait_until(lambda: pidfile_pid(pidfile) is None, 15, f"{what} to stop")
+    pidfile.unlink(missing_ok=True)

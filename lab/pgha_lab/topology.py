@@ -19,6 +19,7 @@ VIP = "198.51.100.10"
 SALT_PUBLISH_PORT = 4505
 SALT_RET_PORT = 4506
 APT_PROXY_PORT = 3142
+WHEELHOUSE_PORT = 3143
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("PGHA_LAB_STATE_DIR", "/var/lib/pgha-lab"))
@@ -80,3 +81,11 @@ def node(name: str) -> Node:
 
 def default_nodes() -> list[Node]:
     return [n for n in NODES.values() if not n.spare]
+
+
+def members(role: str) -> list[str]:
+    """The names of the default (non-spare) nodes with *role*, sorted."""
+    return sorted(n.name for n in default_nodes() if role in n.roles)
+
+
+WHEELHOUSE_URL = f"http://{HOST_ADDRESS}:{WHEELHOUSE_PORT}/"

@@ -2,7 +2,10 @@
 # vim: ft=sls
 # Remove pgha from this node, in the reverse order of the rollout. Data directories stay
 # unless pgha:clean:remove_data is true.
-{%- set roles = grains.get("roles", []) %}
+{#- This node's roles in pillar, whatever its state (orch.remove_node marks it absent
+    before it cleans it). #}
+{%- from "pgha/map.jinja" import pgha %}
+{%- set roles = pgha.this.roles %}
 
 include:
   - pgha.beacons.clean

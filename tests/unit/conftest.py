@@ -20,24 +20,24 @@ def proven_cluster():
 
 @pytest.fixture(scope="session")
 def minions(tmp_path_factory):
-    """One loader-backed minion per id, for the whole session."""
+    """One loader-backed minion per (id, system), for the whole session."""
     built = {}
 
-    def get(minion_id):
-        if minion_id not in built:
-            built[minion_id] = Minion(tmp_path_factory.mktemp(minion_id), minion_id)
-        return built[minion_id]
+    def get(minion_id, system):
+        if (minion_id, system) not in built:
+            built[minion_id, system] = Minion(tmp_path_factory.mktemp(minion_id), minion_id, system)
+        return built[minion_id, system]
     return get
 
 
 @pytest.fixture
 def minion(minions):
-    """A factory: minion(pillar_changes, minion_id=..., grains=..., tls=...), the lab
-    pillar with the changes over it."""
-    def make(changes: dict | None = None, minion_id: str = "pg-01", grains: dict | None = None,
+    """A factory: minion(pillar_changes, minion_id=..., system=..., tls=...), the lab
+    pillar with the changes over it, on one of helpers.SYSTEMS (the lab's by default)."""
+    def make(changes: dict | None = None, minion_id: str = "pg-01", system: str = "Debian-13",
              tls: bool = False) -> Minion:
         pillar = merge(lab_pillar(), changes or {})
         if not tls:
             pillar = merge(pillar, {"tls": {"enabled": False}})
-        return minions(minion_id).use({"pgha": pillar}, grains)
+        return minions(minion_id, system).use({"pgha": pillar})
     return make

@@ -4,32 +4,23 @@ pgha's loader modules for the functions that decide."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import json
 import sys
 import types
 from pathlib import Path
 
-import yaml
+from pgha_lab import labpillar
+from pgha_lab.labpillar import merge  # noqa: F401  (re-exported for the tests)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The lab pillar and the formula's defaults, as files (no lab needed to read them).
-LAB_PILLAR_FILES = [REPO_ROOT / "pillar" / "pgha.sls",
-                    *sorted((REPO_ROOT / "pillar" / "pgha_secrets").glob("*.sls"))]
-
-
-def merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
 
 
 def lab_pillar() -> dict:
-    """The lab's pgha: pillar (cluster and every secret), without the generated TLS part."""
-    data: dict = {}
-    for path in LAB_PILLAR_FILES:
-        data = merge(data, yaml.safe_load(path.read_text())["pgha"])
-    return data
+    """The lab's pgha: pillar (topology, cluster and every secret), without the
+    generated TLS part: what pgha-lab's own tools read (no lab needed)."""
+    return labpillar.raw()
 
 
 def load_file(relpath: str, **dunders):
@@ -47,20 +38,63 @@ def load_file(relpath: str, **dunders):
     return module
 
 
+# The systems the formula supports, as the grains its maps read. Every unit minion is one
+# of them, whatever the machine running the tests is.
+SYSTEMS = {
+    "Debian-13": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-13", "oscodename": "trixie",
+                  "osmajorrelease": 13},
+    "Debian-12": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-12", "oscodename": "bookworm",
+                  "osmajorrelease": 12},
+    "Ubuntu-24.04": {"os": "Ubuntu", "os_family": "Debian", "osfinger": "Ubuntu-24.04", "oscodename": "noble",
+                     "osmajorrelease": 24},
+}
+
+
+def _loaders_class():
+    from saltfactories.utils.functional import Loaders
+
+    class QuickLoaders(Loaders):
+        """saltfactories' Loaders without the saltutil.sync_all it runs when built (3.5 of
+        its 5 s): pgha's modules load straight from the checkout (module_dirs), so there
+        is nothing to sync."""
+
+        def __init__(self, opts, loaded_base_name):
+            import salt.features
+            self.opts = opts
+            self.loaded_base_name = loaded_base_name
+            self.context = {}
+            self._cachedir = Path(opts["cachedir"])
+            self._original_opts = copy.deepcopy(opts)
+            self._reset_state_funcs = [self.context.clear, self._cleanup_cache]
+            self._reload_all_funcs = [self.reset_state]
+            self._grains = self._modules = self._pillar = self._serializers = None
+            self._states = self._utils = None
+            salt.features.setup_features(self.opts)
+            self.reload_all()
+
+    return QuickLoaders
+
+
 class Minion:
     """A masterless minion with this checkout's formula and extensions: `.modules`,
-    `.states`, `.render(sls)`. Building one costs seconds (grains, Salt's modules), so
-    one is built per minion id and test session; `.use(pillar, grains)` then swaps the
-    pillar and grains in place for each test."""
+    `.states`, `.render(sls)`. Its id and system are fixed (grains given as the minion
+    config's static grains, so every loader, renderer and state run sees them). Building
+    one costs seconds, so one is built per (id, system) and test session; `.use(pillar)`
+    then swaps the pillar for each test."""
 
-    def __init__(self, root: Path, minion_id: str = "pg-01"):
+    def __init__(self, root: Path, minion_id: str = "pg-01", system: str = "Debian-13"):
         import salt.config
-        from saltfactories.utils.functional import Loaders
         pillar_dir = self.pillar_dir = root / "pillar"
         pillar_dir.mkdir(parents=True, exist_ok=True)
-        (pillar_dir / "top.sls").write_text("base: {}\n")
+        (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - test_pillar\n")
+        (pillar_dir / "test_pillar.sls").write_text("{}\n")
+        # Static grains, as a minion config file gives them: salt.loader.grains reads them
+        # from the file and lays them over the detected ones.
+        conf_file = root / "minion"
+        conf_file.write_text(json.dumps({"grains": SYSTEMS[system]}))
         opts = salt.config.minion_config(None)
         opts.update({
+            "conf_file": str(conf_file),
             "id": minion_id, "file_client": "local", "cachedir": str(root / "cache"),
             "pki_dir": str(root / "pki"), "extension_modules": str(root / "extmods"),
             "file_roots": {"base": [str(REPO_ROOT / "salt")]},
@@ -68,23 +102,25 @@ class Minion:
             "module_dirs": [str(REPO_ROOT / "_modules")], "states_dirs": [str(REPO_ROOT / "_states")],
             "utils_dirs": [str(REPO_ROOT / "_utils")], "beacons_dirs": [str(REPO_ROOT / "_beacons")],
         })
-        self.loaders = Loaders(opts)
-        self._real_grains = dict(self.loaders.grains)
+        # A namespace of its own for the loaded modules: minions sharing one process would
+        # otherwise share module objects, and a render saw another minion's grains.
+        name = f"pgha_unit_{minion_id}_{system}".replace("-", "_").replace(".", "_")
+        self.loaders = _loaders_class()(opts, loaded_base_name=name)
 
-    def use(self, pillar: dict, grains: dict | None = None) -> "Minion":
-        """Make *pillar* (the whole pillar, e.g. {"pgha": ...}) and the real grains with
-        *grains* over them this minion's. Each loader holds its own pillar and grains
-        dicts (``__pillar__``, ``__grains__``): they are swapped in place, so the loaded
-        modules stay loaded."""
-        grains = dict(self._real_grains, **(grains or {}))
-        for loader in (self.loaders.utils, self.loaders.modules, self.loaders.states):
-            for key, value in (("__pillar__", pillar), ("__grains__", grains)):
-                held = loader.pack.get(key)
-                if isinstance(held, dict):
-                    held.clear()
-                    held.update(value)
-        self.loaders.opts["pillar"] = pillar
-        self.loaders.opts["grains"] = grains
+    def use(self, pillar: dict) -> "Minion":
+        """Make *pillar* (the whole pillar, e.g. {"pgha": ...}) this minion's. Each loader
+        holds its own pillar dict (``__pillar__``): it is swapped in place, so the loaded
+        modules stay loaded; a state run compiles the pillar itself, from the file."""
+        (self.pillar_dir / "test_pillar.sls").write_text(json.dumps(pillar))
+        loaders = (self.loaders.utils, self.loaders.modules, self.loaders.states)
+        for loader in loaders:
+            held = loader.pack.get("__pillar__")
+            if isinstance(held, dict):
+                held.clear()
+                held.update(pillar)
+        every_opts = [self.loaders.opts] + [ldr.opts for ldr in loaders] + [ldr.pack.get("__opts__") for ldr in loaders]
+        for opts in {id(o): o for o in every_opts if isinstance(o, dict)}.values():
+            opts["pillar"] = pillar
         self.loaders.context.clear()
         return self
 

@@ -35,7 +35,7 @@ def beacon(states):
     return module, clock
 
 
-CONFIG = [{"lag_bytes": 16777216}, {"repeat": 30}, {"not_streaming_grace": 60},
+CONFIG = [{"lag_bytes": 16777216}, {"repeat": 30}, {"not_streaming_grace": 60}, {"failed_grace": 15},
           {"_beacon_name": "pgha_patroni"}]
 
 

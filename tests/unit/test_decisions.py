@@ -10,8 +10,7 @@ from unit.helpers import load_file
 
 etcd3 = load_file("_modules/etcd3.py")
 patroni = load_file("_modules/patroni.py")
-pgha = load_file("_modules/pgha.py")
-etcd3_states = load_file("_states/etcd3.py")
+plans = load_file("_utils/pgha_plans.py")
 lock = load_file("_utils/pgha_lock.py")
 
 # ---- etcd: who is connected to whom ------------------------------------------------------
@@ -55,9 +54,9 @@ def test_a_silent_or_unstarted_member_is_named_and_a_learner_does_not_count():
 
 def test_a_restart_needs_a_quorum_without_the_member():
     voters = ["pg-01", "pg-02", "pg-03"]
-    assert etcd3_states._quorum_without("pg-03", voters, {"pg-01", "pg-02", "pg-03"})[0] is True
-    assert etcd3_states._quorum_without("pg-03", voters, {"pg-01", "pg-02"})[0] is True
-    ok, why = etcd3_states._quorum_without("pg-03", voters, {"pg-03", "pg-01"})
+    assert plans.quorum_without("pg-03", voters, {"pg-01", "pg-02", "pg-03"})[0] is True
+    assert plans.quorum_without("pg-03", voters, {"pg-01", "pg-02"})[0] is True
+    ok, why = plans.quorum_without("pg-03", voters, {"pg-03", "pg-01"})
     assert ok is False and "1 of 3 voting members are healthy without pg-03" in why
 
 
@@ -102,23 +101,23 @@ def rows(pending=()):
 
 
 def test_a_rolling_restart_does_replicas_first_then_switches_over():
-    plan = pgha.plan_rolling_restart(rows({"pg-01", "pg-03"}), {})
+    plan = plans.rolling_restart(rows({"pg-01", "pg-03"}), {})
     assert [s["name"] for s in plan["steps"]] == ["pg-03", "switchover", "pg-01"]
     assert plan["moves_leader"] is True
 
 
 def test_lowering_a_standby_bound_parameter_starts_at_the_primary():
     reasons = {"pg-01": {"max_connections": {"old_value": "250", "new_value": "200"}}}
-    plan = pgha.plan_rolling_restart(rows({"pg-01", "pg-02", "pg-03"}), reasons)
+    plan = plans.rolling_restart(rows({"pg-01", "pg-02", "pg-03"}), reasons)
     assert [s["name"] for s in plan["steps"]] == ["pg-01-in-place", "pg-02", "pg-03"]
     assert plan["moves_leader"] is False
 
 
 def test_force_restarts_everyone_and_nothing_pending_plans_nothing():
-    assert [s["name"] for s in pgha.plan_rolling_restart(rows(), {}, force=True)["steps"]] == \
+    assert [s["name"] for s in plans.rolling_restart(rows(), {}, force=True)["steps"]] == \
         ["pg-02", "pg-03", "switchover", "pg-01"]
-    assert pgha.plan_rolling_restart(rows(), {})["steps"] == []
-    assert "no Patroni leader" in pgha.plan_rolling_restart([], {})["problem"]
+    assert plans.rolling_restart(rows(), {})["steps"] == []
+    assert "no Patroni leader" in plans.rolling_restart([], {})["problem"]
 
 
 @pytest.mark.parametrize("node, leader, healthy, problem", [
@@ -129,13 +128,42 @@ def test_force_restarts_everyone_and_nothing_pending_plans_nothing():
     ("pg-09", "pg-01", [], "pg-09 is not a postgres node"),
 ])
 def test_a_removal_keeps_the_leader_and_etcds_quorum(node, leader, healthy, problem):
-    found = pgha.removal_problem(node, ["pg-01", "pg-02", "pg-03", "pg-04"], leader, healthy)
+    found = plans.removal_problem(node, ["pg-01", "pg-02", "pg-03", "pg-04"], leader, healthy)
     assert (found is None) if problem is None else (problem in found), found
 
 
+def test_a_switch_of_patronis_package_restarts_every_member_the_leader_last_as_a_replica():
+    plan = plans.rolling_restart(rows(), {}, service=True)
+    assert [(s["name"], s["kind"]) for s in plan["steps"]] == [
+        ("pg-02-patroni", "service"), ("pg-03-patroni", "service"), ("switchover", "switchover"),
+        ("pg-01-patroni", "service")]
+    assert plan["moves_leader"] is True
+
+
 def test_a_removal_keeps_three_etcd_members():
-    assert "at least 3 are needed" in pgha.removal_problem("pg-03", ["pg-01", "pg-02", "pg-03"], "pg-01",
+    assert "at least 3 are needed" in plans.removal_problem("pg-03", ["pg-01", "pg-02", "pg-03"], "pg-01",
                                                           ["pg-01", "pg-02", "pg-03"])
+
+
+# ---- heal budgets ------------------------------------------------------------------------
+
+def test_a_budget_counts_only_the_attempts_inside_its_window():
+    assert plans.attempts_left([100, 200, 300], now=650, window=600, max_attempts=3) == ([100, 200, 300], False)
+    assert plans.attempts_left([100, 200, 300], now=701, window=600, max_attempts=3) == ([200, 300], True)
+    assert plans.attempts_left([], now=0, window=600, max_attempts=1) == ([], True)
+
+
+def test_a_budget_state_refuses_the_attempt_after_the_last_and_counts_only_when_asked(minion):
+    m = minion(minion_id="lab-master")
+    name = "reinit/pg-03"
+    for attempt in (1, 2, 3):
+        peek = m.states.pgha.remediation_allowed(name=name, max_attempts=3, window=600, record=False)
+        assert peek["result"] is True and peek["changes"] == {}, peek
+        counted = m.states.pgha.remediation_counted(name=name, max_attempts=3, window=600)
+        assert counted["changes"] == {"attempts": {"old": attempt - 1, "new": attempt}}, counted
+    refused = m.states.pgha.remediation_allowed(name=name, max_attempts=3, window=600, record=False)
+    assert refused["result"] is False and "3 attempts in the last 600s" in refused["comment"], refused
+    assert m.states.pgha.remediation_allowed(name="reinit/pg-02", max_attempts=3, window=600)["result"] is True
 
 
 # ---- leases on the master ------------------------------------------------------------------

@@ -50,3 +50,26 @@ def test_lab_pillar_only_uses_known_keys():
     for rel in ["pillar/pgha.sls"] + [f"pillar/pgha_secrets/{p.name}" for p in
                                       sorted((REPO_ROOT / "pillar/pgha_secrets").glob("*.sls"))]:
         assert key_paths(load(rel)) - key_paths(defaults) == set(), rel
+
+
+def test_generated_lab_pillar_only_uses_known_keys():
+    from pgha_lab import labpillar
+    assert key_paths(labpillar.topology()) - key_paths(load("salt/pgha/defaults.yaml")) == set()
+
+
+def test_the_readme_lab_table_is_the_topology():
+    """topology.py is the lab's one description; the README's table must say the same."""
+    import re
+
+    from pgha_lab.topology import HOST_ADDRESS, NODES, VIP
+    rows = re.findall(r"^\| (\S+|\(VIP\))\s+\| (198\.51\.100\.\d+)\s+\| (.*?)\s*\|$",
+                      (REPO_ROOT / "README.md").read_text(), re.M)
+    table = {name: (address, roles) for name, address, roles in rows}
+    assert table.pop("host")[0] == HOST_ADDRESS
+    assert table.pop("(VIP)")[0] == VIP
+    assert sorted(table) == sorted(NODES)
+    for name, node in NODES.items():
+        address, roles = table[name]
+        assert address == node.address, name
+        assert roles.startswith("`[" + ", ".join(node.roles) + "]`"), (name, roles)
+        assert ("spare" in roles) == node.spare, (name, roles)

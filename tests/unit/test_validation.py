@@ -72,6 +72,12 @@ BAD = {
             "public_interface": True, "proxy_protocol": False,
             "targets": [{"server": "haproxy-01", "ip": "203.0.113.7"}]}}},
         "pgha:hetzner:load_balancer:targets[0]: has ip, server; give exactly one of"),
+    "install-method": ({"patroni": {"install_method": "conda"}}, "pgha:patroni:install_method: 'conda'"),
+    "pip-unpinned": ({"patroni": {"pip": {"requirements": ["patroni[etcd3]==4.1.4", "psycopg>=3"]}}},
+                     "pgha:patroni:pip:requirements[1]: 'psycopg>=3' is not pinned"),
+    "repository": ({"postgres": {"repository": "ppa"}}, "pgha:postgres:repository: 'ppa'"),
+    "pgdg-mirror-url": ({"postgres": {"repository": "pgdg", "pgdg": {"url": "apt.example"}}},
+                        "pgha:postgres:pgdg:url: 'apt.example' is not an http(s) URL"),
     "tls-without-ca": ({"tls": {"enabled": True, "ca_cert": None}}, "pgha:tls:ca_cert: missing or not PEM"),
 }
 

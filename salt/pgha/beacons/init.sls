@@ -44,6 +44,7 @@ pgha-beacons-patroni:
     - lag_bytes: {{ heal.lag_bytes }}
     - repeat: {{ heal.repeat }}
     - not_streaming_grace: {{ heal.not_streaming_grace }}
+    - failed_grace: {{ heal.failed_grace }}
 {%-   else %}
   beacon.absent:
     - name: pgha_patroni
@@ -57,6 +58,7 @@ pgha-beacons-etcd:
     - save: True
     - beacon_module: etcd3
     - interval: {{ heal.beacon_interval }}
+    - service: {{ pgha.etcd.service | json }}
     - repeat: {{ heal.repeat }}
 {%-   else %}
   beacon.absent:

@@ -15,6 +15,21 @@ pgha-postgres-package-install-no-default-cluster:
         create_main_cluster = false
     - makedirs: True
 
+{%- if pgha.postgres.repository == "pgdg" %}
+{%-   set pgdg = pgha.postgres.pgdg %}
+# PostgreSQL {{ version }} from the PostgreSQL project's apt repository (or the site's
+# mirror of it), its key kept in its own keyring file, trusted for that source only.
+pgha-postgres-package-install-pgdg-repo-managed:
+  pkgrepo.managed:
+    - name: {{ ("deb [signed-by=" ~ pgdg.keyring ~ "] " ~ pgdg.url ~ " " ~ grains["oscodename"] ~ "-pgdg main") | json }}
+    - file: /etc/apt/sources.list.d/pgdg.list
+    - key_url: {{ pgdg.key_url | json }}
+    - aptkey: False
+    - signedby: {{ pgdg.keyring | json }}
+    - require_in:
+      - pkg: pgha-postgres-package-install-pkg-installed
+{%- endif %}
+
 pgha-postgres-package-install-pkg-installed:
   pkg.installed:
     - pkgs: {{ pkgs(pgha.postgres) }}
