@@ -43,7 +43,7 @@ unit: lint
 
 test: unit host
 	$(BIN)/pgha-lab up --no-master
-	@rc=0; $(BIN)/pytest $(PYTEST_ARGS) --ignore=tests/unit tests || rc=$$?; \
+	@rc=0; $(BIN)/pytest --durations=40 $(PYTEST_ARGS) --ignore=tests/unit tests || rc=$$?; \
 	if [ "$(KEEP_LAB)" = 0 ]; then $(BIN)/pgha-lab down || rc=$$?; fi; exit $$rc
 
 lab-down: venv

@@ -136,7 +136,9 @@ def _events(config):
                        "new_role": role, "old_leader": ctx.get("leader"), "new_leader": leader,
                        "timeline": status.get("timeline")})
     ctx["role"] = role
-    if leader:
+    # While this replica promotes, /cluster already names it leader: remembering that
+    # would report it as its own predecessor at the role change.
+    if leader and (leader != me or role == "leader"):
         ctx["leader"] = leader
 
     bad = problem(role, state, status.get("replication_state") == "streaming")

@@ -70,3 +70,25 @@ def test_streaming_ends_every_timer():
     looks = ([{"state": "running"}] * 10 + [{"state": "running", "replication_state": "streaming"}]
              + [{"state": "running"}] * 10)
     assert run(looks) == []
+
+
+def test_a_promotion_names_the_leader_before_it_as_the_old_leader():
+    """During a switchover the candidate's /cluster names it leader a loop before its own
+    role turns primary; the role change must still name the member it took over from."""
+    looks = iter([("replica", "pg-01"), ("replica", "pg-03"), ("primary", "pg-03")])
+    current = {}
+
+    def health(host=None):
+        current["role"], current["leader"] = next(looks)
+        return {"role": current["role"], "state": "running", "replication_state": "streaming",
+                "timeline": 2}
+
+    def cluster(host=None):
+        return {"members": [{"name": "pg-03", "role": "leader" if current["leader"] == "pg-03" else "replica"},
+                            {"name": "pg-01", "role": "leader" if current["leader"] == "pg-01" else "replica"}]}
+    module = load_file("_beacons/patroni.py", __grains__={"id": "pg-03"}, __context__={},
+                       __salt__={"patroni.health": health, "patroni.cluster": cluster,
+                                 "pgha_event.sign_events": lambda name, events: events})
+    module.time = Clock()
+    changes = [e for _ in range(3) for e in module.beacon(CONFIG) if e["tag"] == "role_changed"]
+    assert [(e["old_leader"], e["new_leader"], e["new_role"]) for e in changes] == [("pg-01", "pg-03", "leader")]
