@@ -66,6 +66,8 @@ def output(data, **kwargs):  # pylint: disable=unused-argument
         out += _table(("type", "label", "age", "size", "in repository"),
                       [(kind, b["label"], _age(b["age"]), _size(b["size"]), _size(b["repo_size"]))
                        for kind, b in sorted((repo.get("latest") or {}).items())])
+        if backups.get("note"):
+            out += [backups["note"]]
         archiver = backups.get("archiver")
         if archiver:
             out += [f"archiving: {archiver['archived_count']} archived (last {archiver['last_archived_wal']}), "

@@ -62,8 +62,12 @@ def _backups(local, cfg, members, problems):
         problems.append(f"backups: {node} did not answer pgbackrest.summary")
     elif not summary["exists"]:
         problems.append(f"backups: stanza {stanza} does not exist on {node}")
+    elif summary.get("problem"):
+        problems.append(f"backups: {summary['problem']}")
     elif summary["newest_age"] is None:
-        problems.append(f"backups: stanza {stanza} has no backup")
+        # Right after the rollout there is none yet: shown, not counted (the first
+        # scheduled or orch.backup run makes one; from then on max_age applies).
+        out["note"] = f"stanza {stanza} has no backup yet: salt-run state.orchestrate orch.backup"
     elif summary["newest_age"] > cfg["backup"]["max_age"]:
         problems.append(f"backups: the newest backup is {summary['newest_age']} s old, older than "
                         f"pgha:backup:max_age ({cfg['backup']['max_age']} s)")

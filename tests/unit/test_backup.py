@@ -265,3 +265,39 @@ def test_the_status_table_shows_the_backups_and_the_archiver():
     assert "Backups (stanza pgha on backup-01, newest WAL 00000002000000000000000A)" in text
     assert FULL["label"] in text and "30h00m" in text and "3.8 MB" in text
     assert "archiving: 12 archived (last 00000002000000000000000A), 0 failed" in text
+
+
+class FakeLocal:
+    """salt.client.LocalClient's cmd for pgha.status: one answer per function."""
+    def __init__(self, answers):
+        self.answers = answers
+
+    def cmd(self, tgt, fun, kwarg=None, timeout=None, full_return=False, **_):
+        return {tgt: {"ret": self.answers[fun], "retcode": 0}}
+
+
+STATUS_CFG = {"backup_ready": True, "backup_node": "backup-01", "backup_stanza": "pgha",
+              "backup": {"max_age": 26 * HOUR}}
+LEADER = [{"member": "pg-01", "role": "leader"}]
+ARCHIVING = {"failing": False, "last_failed_wal": None, "failed_count": 0}
+
+
+def status_of(repository, archiver=ARCHIVING):
+    runner = load_file("_runners/pgha.py")
+    problems = []
+    out = runner._backups(FakeLocal({"pgbackrest.summary": repository, "pgbackrest.archiver": archiver}),
+                          STATUS_CFG, LEADER, problems)
+    return out, problems
+
+
+def test_pgha_status_counts_a_stale_backup_and_failing_archiving_but_not_a_first_day_without_one():
+    out, problems = status_of(B.summary(info(), "pgha", NOW))
+    assert problems == [] and "no backup yet" in out["note"]
+    _, problems = status_of(B.summary(info(FULL), "pgha", NOW))
+    assert problems == [f"backups: the newest backup is {30 * HOUR} s old, older than pgha:backup:max_age "
+                        f"({26 * HOUR} s)"]
+    _, problems = status_of(B.summary(info(FULL, DIFF), "pgha", NOW),
+                            {"failing": True, "last_failed_wal": "000000010000000000000009", "failed_count": 2})
+    assert problems == ["backups: pg-01 fails to archive 000000010000000000000009 (2 failures)"]
+    _, problems = status_of(B.summary(info(code=99, message="other"), "pgha", NOW))
+    assert problems and problems[0].startswith("backups: stanza pgha: other")
