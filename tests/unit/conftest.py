@@ -38,7 +38,6 @@ def minion(minions):
              tls: bool = False) -> Minion:
         pillar = merge(lab_pillar(), changes or {})
         if not tls:
-            # pgBackRest's TLS server needs TLS: without it, no backups either.
-            pillar = merge(pillar, {"tls": {"enabled": False}, "backup": {"enabled": False}})
+            pillar = merge(pillar, {"tls": {"enabled": False}})
         return minions(minion_id, system).use({"pgha": pillar})
     return make

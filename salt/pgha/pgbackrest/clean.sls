@@ -1,4 +1,0 @@
-# -*- coding: utf-8 -*-
-# vim: ft=sls
-include:
-  - pgha.pgbackrest.package.clean
