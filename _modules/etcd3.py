@@ -31,12 +31,11 @@ def __virtual__():
 def _settings():
     """Endpoints, TLS and credentials, as map.jinja derives them (pgha.config)."""
     cfg = __salt__["pgha.config"](redact=False)
-    etcd, tls = cfg["etcd"], cfg["tls"]
+    etcd = cfg["etcd"]
     return {
         "members": {name: member["client_url"] for name, member in cfg["etcd_members"].items()},
         "endpoints": cfg["etcd_client_urls"],
-        "tls": {"ca": tls["ca_file"], "cert": tls["cert_file"], "key": tls["key_file"]}
-        if tls["enabled"] else None,
+        "tls": cfg["tls_client"],
         "auth": (etcd["root_username"], etcd["root_password"])
         if etcd["auth"] and etcd["root_password"] else None,
     }

@@ -56,14 +56,12 @@ def __virtual__():
 def _settings():
     cfg = __salt__["pgha.config"](redact=False)
     rest = cfg["patroni"]["restapi"]
-    tls = cfg["tls"]
     return {
         "scheme": cfg["scheme"],
         "port": rest["port"],
         # null on nodes whose role holds no Patroni credential (haproxy): open endpoints only.
         "auth": (rest["username"], rest["password"]) if rest["password"] else None,
-        "tls": {"ca": tls["ca_file"], "cert": tls["cert_file"], "key": tls["key_file"]}
-        if tls["enabled"] else None,
+        "tls": cfg["tls_client"],
         "members": [(name, cfg["nodes"][name]["address"]) for name in cfg["postgres_members"]],
         "self": cfg["id"] if cfg["id"] in cfg["postgres_members"] else None,
         "address": cfg["address"],
