@@ -20,7 +20,7 @@ __virtualname__ = "pgha"
 
 # Patroni's own floors (patroni/config.py: _validate_and_adjust_timeouts).
 PATRONI_MIN = {"ttl": 20, "loop_wait": 1, "retry_timeout": 3}
-ROLES = ("postgres", "haproxy")
+ROLES = ("postgres", "haproxy", "backup")
 # What a node entry may hold (pillar.example documents each).
 NODE_KEYS = ("address", "roles", "priority", "tags", "etcd_join", "state")
 FRONTENDS = ("keepalived", "hetzner")
@@ -39,6 +39,8 @@ OPEN_MAPS = {
     ("patroni", "parameters"),
     ("patroni", "dcs", "postgresql", "parameters"),
     ("hetzner", "load_balancer", "labels"),
+    ("backup", "package_versions"),
+    ("backup", "repo2"),
 }
 
 _MAP_EXPR = '{%- from "pgha/map.jinja" import pgha %}{{ pgha | json }}'
@@ -87,7 +89,8 @@ def config(refresh=False, redact=True, **kwargs):
     return _redacted(cfg) if redact or as_job else cfg
 
 
-SECRET_KEYS = ("password", "token", "key", "root_password", "patroni_password")
+SECRET_KEYS = ("password", "token", "key", "root_password", "patroni_password", "cipher_pass",
+               "key_secret")
 
 
 def _redacted(value):
@@ -154,6 +157,7 @@ def _check(cfg):
     errors += _check_synchronous(cfg)
     errors += _check_tls(cfg)
     errors += _check_networks(cfg)
+    errors += _check_backup(cfg)
     return errors
 
 
@@ -338,6 +342,75 @@ def _check_etcd_members(cfg):
     return []
 
 
+BACKUP_COMPRESS = ("zst", "lz4", "gz", "bz2", "none")
+BACKUP_CIPHERS = ("aes-256-cbc", "none")
+BACKUP_ARCHIVE_TYPES = ("full", "diff", "incr")
+REPO2_REQUIRED = ("type", "bucket", "endpoint", "region", "path", "key", "key_secret")
+
+
+def _check_backup(cfg):
+    """pgha:backup: one backup node, TLS (pgBackRest's server admits clients by their
+    certificate), a passphrase on the backup node, sane retention and an S3 repo2 with
+    every key it needs."""
+    b = cfg["backup"]
+    if not b.get("enabled"):
+        return []
+    errors = []
+    where = "pgha:backup"
+    if len(cfg["backup_members"]) != 1:
+        errors.append(f"{where}: enabled, but {len(cfg['backup_members'])} nodes have the role "
+                      "backup; give exactly one node roles: [backup] (the repository host)")
+    if not cfg["tls"].get("enabled"):
+        errors.append(f"{where}: enabled needs pgha:tls:enabled (pgBackRest's TLS server)")
+    if cfg["id"] in cfg["backup_members"] + cfg["postgres_members"]:
+        for key, marker in (("cert", "BEGIN CERTIFICATE"), ("key", "PRIVATE KEY")):
+            if marker not in str(b["tls"].get(key) or ""):
+                errors.append(f"{where}:tls:{key}: missing or not PEM for {cfg['id']}; pgBackRest "
+                              "needs a certificate whose CommonName is the minion id")
+    repo = b["repo"]
+    if repo.get("cipher_type") not in BACKUP_CIPHERS:
+        errors.append(f"{where}:repo:cipher_type: {repo.get('cipher_type')!r}; use "
+                      f"{' or '.join(BACKUP_CIPHERS)}")
+    if cfg["id"] in cfg["backup_members"] and repo.get("cipher_type") != "none" and not repo.get("cipher_pass"):
+        errors.append(f"{where}:repo:cipher_pass: missing on the backup node; set the repository's "
+                      "passphrase in its pillar only (e.g. openssl rand -base64 48)")
+    if b.get("compress_type") not in BACKUP_COMPRESS:
+        errors.append(f"{where}:compress_type: {b.get('compress_type')!r}; use one of "
+                      f"{', '.join(BACKUP_COMPRESS)}")
+    if repo.get("retention_archive_type") not in BACKUP_ARCHIVE_TYPES:
+        errors.append(f"{where}:repo:retention_archive_type: {repo.get('retention_archive_type')!r}; "
+                      f"use one of {', '.join(BACKUP_ARCHIVE_TYPES)}")
+    for key in ("retention_full", "retention_diff"):
+        if not isinstance(repo.get(key), int) or isinstance(repo.get(key), bool) or repo[key] < 1:
+            errors.append(f"{where}:repo:{key}: {repo.get(key)!r} is not a count of 1 or more")
+    for key in ("max_age", "rebuild_requires_backup_within", "archive_timeout", "process_max"):
+        if not isinstance(b.get(key), int) or isinstance(b.get(key), bool) or b[key] < 1:
+            errors.append(f"{where}:{key}: {b.get(key)!r} is not a whole number of 1 or more")
+    if b.get("backup_standby") not in (True, False, "prefer"):
+        errors.append(f"{where}:backup_standby: {b.get('backup_standby')!r}; use true, false or prefer")
+    schedule = b.get("schedule")
+    if not isinstance(schedule, dict) or set(schedule) - {"full", "diff", "incr"}:
+        errors.append(f"{where}:schedule: {schedule!r}; a map of full, diff and incr to systemd "
+                      "OnCalendar expressions (or null)")
+    repo2 = b.get("repo2")
+    if repo2 is not None:
+        if not isinstance(repo2, dict):
+            errors.append(f"{where}:repo2: {repo2!r} is not a map (see pillar.example)")
+        else:
+            if repo2.get("type") != "s3":
+                errors.append(f"{where}:repo2:type: {repo2.get('type')!r}; only s3 is supported")
+            missing = [k for k in REPO2_REQUIRED if not repo2.get(k)]
+            if cfg["id"] in cfg["backup_members"] and missing:
+                errors.append(f"{where}:repo2: missing {', '.join(missing)}")
+            if repo.get("cipher_type") != "none" and cfg["id"] in cfg["backup_members"] \
+                    and not repo2.get("cipher_pass"):
+                errors.append(f"{where}:repo2:cipher_pass: missing; an encrypted repo2 needs its own passphrase")
+            unknown = sorted(set(repo2) - set(REPO2_REQUIRED) - {"uri_style", "cipher_pass", "retention_full"})
+            if unknown:
+                errors.append(f"{where}:repo2: unknown key(s) {', '.join(unknown)}")
+    return errors
+
+
 def _check_tls(cfg):
     tls = cfg["tls"]
     if not tls.get("enabled"):
@@ -361,6 +434,7 @@ ROLE_SECRETS = {
     "postgres": [("patroni", "superuser", "password"), ("patroni", "replication", "password"),
                  ("patroni", "rewind", "password"), ("patroni", "restapi", "password")],
     "haproxy": [("haproxy", "stats", "password")],
+    "backup": [],
 }
 ETCD_SECRETS = [("etcd", "root_password"), ("etcd", "patroni_password")]
 

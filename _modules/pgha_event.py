@@ -39,6 +39,9 @@ __virtualname__ = "pgha_event"
 BEACON_TAG = re.compile(r"^salt/beacon/(?P<minion>[^/]+)/(?P<beacon>[^/]+)/(?P<kind>[^/]*)/?$")
 # Which role a beacon's events imply: the sender must have it in pgha:nodes.
 BEACON_ROLE = {"pgha_patroni": "postgres", "pgha_etcd": "postgres"}
+# pgha_backup: a stale backup comes from the backup node, failing archiving from a
+# postgres node (the primary).
+BACKUP_KIND_ROLE = {"stale": "backup", "archive_failing": "postgres"}
 # For the services beacon, the role follows the service.
 SERVICE_ROLE = {"patroni": "postgres", "etcd": "postgres", "haproxy": "haproxy",
                 "keepalived": "haproxy"}
@@ -115,6 +118,8 @@ def expected_role(tag, data):
         return None
     if match["beacon"] == "pgha_services":
         return SERVICE_ROLE.get(str((data or {}).get("service", match["kind"])))
+    if match["beacon"] == "pgha_backup":
+        return BACKUP_KIND_ROLE.get(match["kind"])
     return BEACON_ROLE.get(match["beacon"])
 
 
@@ -193,7 +198,8 @@ def verify(tag, data):
         order = ([claimed] if claimed in keys else []) + [m for m in keys if m != claimed]
         signer = next((m for m in order if _valid_signature(keys[m], str(tag), data)), None)
     # Members only: a node on its way out (state absent) steers nothing.
-    nodes = {name: cfg["nodes"][name] for name in cfg["postgres_members"] + cfg["haproxy_members"]}
+    nodes = {name: cfg["nodes"][name]
+             for name in cfg["postgres_members"] + cfg["haproxy_members"] + cfg["backup_members"]}
     found = problems(tag, data, nodes, signer, time.time(), cfg["heal"]["event_max_age"])
     if found:
         log.warning("pgha: refusing event %s: %s", tag, "; ".join(found))

@@ -16,6 +16,22 @@ def _table(header, rows):
     return [fmt(header), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows]
 
 
+def _age(seconds):
+    if seconds is None:
+        return ""
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _size(size):
+    if size is None:
+        return ""
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
 def output(data, **kwargs):  # pylint: disable=unused-argument
     """Render the status dict; accepts the runner's full return or just its data."""
     if isinstance(data, dict) and "data" in data and "outputter" in data:
@@ -42,6 +58,20 @@ def output(data, **kwargs):  # pylint: disable=unused-argument
         holders = ", ".join(vip["holders"]) or "nobody"
         answers = "answers" if vip["answers"] else "DOES NOT ANSWER"
         out += ["", f"VIP {vip['address']}:{vip['port']} held by {holders}, {answers}"]
+    backups = data.get("backups") or {}
+    repo = backups.get("repository") or {}
+    if backups:
+        out += ["", f"Backups (stanza {backups['stanza']} on {backups['node']}, "
+                    f"newest WAL {repo.get('wal_max') or 'none'})"]
+        out += _table(("type", "label", "age", "size", "in repository"),
+                      [(kind, b["label"], _age(b["age"]), _size(b["size"]), _size(b["repo_size"]))
+                       for kind, b in sorted((repo.get("latest") or {}).items())])
+        if backups.get("note"):
+            out += [backups["note"]]
+        archiver = backups.get("archiver")
+        if archiver:
+            out += [f"archiving: {archiver['archived_count']} archived (last {archiver['last_archived_wal']}), "
+                    f"{archiver['failed_count']} failed" + (" - FAILING" if archiver["failing"] else "")]
     for name, lease in sorted((data.get("leases") or {}).items()):
         if name == "maintenance":
             out += ["", f"maintenance lock held by {lease['owner']} ({lease.get('reason') or lease.get('kind')}), "

@@ -49,6 +49,38 @@ def _tcp_open(host, port, timeout=2.0):
         return False
 
 
+def _backups(local, cfg, members, problems):
+    """The repository (newest backup of each type, newest WAL) from the backup node, and
+    the primary's archiver; a stale backup or failing archiving is a problem."""
+    if not cfg.get("backup_ready"):
+        return {}
+    node, stanza = cfg["backup_node"], cfg["backup_stanza"]
+    _, summary = _first(local, [node], "pgbackrest.summary", timeout=60)
+    out = {"node": node, "stanza": stanza, "max_age": cfg["backup"]["max_age"], "repository": summary,
+           "archiver": None}
+    if summary is None:
+        problems.append(f"backups: {node} did not answer pgbackrest.summary")
+    elif not summary["exists"]:
+        problems.append(f"backups: stanza {stanza} does not exist on {node}")
+    elif summary.get("problem"):
+        problems.append(f"backups: {summary['problem']}")
+    elif summary["newest_age"] is None:
+        # Right after the rollout there is none yet: shown, not counted (the first
+        # scheduled or orch.backup run makes one; from then on max_age applies).
+        out["note"] = f"stanza {stanza} has no backup yet: salt-run state.orchestrate orch.backup"
+    elif summary["newest_age"] > cfg["backup"]["max_age"]:
+        problems.append(f"backups: the newest backup is {summary['newest_age']} s old, older than "
+                        f"pgha:backup:max_age ({cfg['backup']['max_age']} s)")
+    leader = next((m["member"] for m in members if m["role"] == "leader"), None)
+    if leader:
+        _, archiver = _first(local, [leader], "pgbackrest.archiver")
+        out["archiver"] = archiver
+        if archiver and archiver["failing"]:
+            problems.append(f"backups: {leader} fails to archive {archiver['last_failed_wal']} "
+                            f"({archiver['failed_count']} failures)")
+    return out
+
+
 def status():
     """
     Show the cluster: Patroni members (role, state, timeline, lag), etcd members (health,
@@ -133,6 +165,8 @@ def status():
     if vip and not answers:
         problems.append(f"VIP {vip}:{port} does not answer")
 
+    backups = _backups(local, cfg, members, problems)
+
     import time  # pylint: disable=import-outside-toplevel
     now = time.time()
     leases = {name: dict(lease, seconds_left=round(lease["expires"] - now))
@@ -146,6 +180,7 @@ def status():
         "etcd": etcd,
         "haproxy": backends,
         "vip": {"address": vip, "port": port, "holders": holders, "answers": answers},
+        "backups": backups,
     }
     return {"outputter": "pgha_status", "data": data, "retcode": 0 if not problems else 1}
 

@@ -310,7 +310,7 @@ def dynamic_config(name, config=None, wait=180, leader_only=False, attempts=3):
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     cfg = __salt__["pgha.config"](redact=False)
-    desired = config if config is not None else cfg["patroni"]["dcs"]
+    desired = config if config is not None else cfg["patroni_dcs"]
     try:
         if wait:
             __salt__["patroni.wait_for_leader"](timeout=wait)

@@ -136,6 +136,81 @@ def pgbench(leader_address: str, seconds: int, clients: int, rounds: int = 3) ->
     return results
 
 
+def salt_json(target: str, *args: str):
+    proc = subprocess.run([str(BIN / "salt"), target, *args, "--out=json", "--static"], cwd=REPO,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"salt {target} {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return json.loads(proc.stdout)[target]
+
+
+def orch(sls: str, pillar: dict) -> float:
+    start = time.monotonic()
+    salt_run("state.orchestrate", sls, f"pillar={json.dumps(pillar)}")
+    return round(time.monotonic() - start, 1)
+
+
+def backup_figures(scale: int, load_seconds: int) -> dict:
+    """pgBackRest with pgbench -i -s *scale*: the full backup's time and size, a
+    differential after *load_seconds* of pgbench, archive lag under that load (how long
+    a finished WAL segment waits before pg_stat_archiver has it), and a point-in-time
+    restore of the cluster until writes work through the VIP."""
+    env = dict(os.environ, PGPASSWORD=PASSWORD)
+    base = ["pgbench", "-U", "postgres", "-d", "postgres", "-h", VIP, "-p", "5432"]
+    log(f"  pgbench -i -s {scale}")
+    subprocess.run([*base, "-i", "-s", str(scale), "-q"], env=env, check=True, capture_output=True)
+    size = int(sql_scalar("SELECT pg_database_size('postgres')"))
+    out = {"scale": scale, "database_bytes": size}
+    out["full_s"] = orch("orch.backup", {"type": "full"})
+    info = salt_json("backup-01", "pgbackrest.summary")
+    out["full_repo_bytes"] = info["latest"]["full"]["repo_size"]
+    out["full_bytes"] = info["latest"]["full"]["size"]
+    log(f"  full: {out['full_s']} s, {out['full_bytes']} B -> {out['full_repo_bytes']} B in the repository")
+    log(f"  pgbench tpcb-like for {load_seconds} s, archive lag sampled")
+    bench = subprocess.Popen([*base, "-c", "4", "-j", "2", "-T", str(load_seconds), "-n"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A segment is finished when the current one moves past it; it is archived when
+    # pg_stat_archiver's last_archived_wal reaches it. The wait is the time between.
+    finished, waits = {}, []
+    previous = None
+    while bench.poll() is None:
+        current, archived = (sql_scalar("SELECT pg_walfile_name(pg_current_wal_lsn()) || ' ' || "
+                                        "coalesce(last_archived_wal, '') FROM pg_stat_archiver").split(" ") + [""])[:2]
+        now = time.monotonic()
+        if previous and current != previous:
+            finished.setdefault(previous, now)
+        for segment in [seg for seg in finished if archived and seg[8:] <= archived[8:]]:
+            waits.append(now - finished.pop(segment))
+        previous = current
+        time.sleep(0.5)
+    out["archive_lag"] = {"segments": len(waits),
+                          "median_s": round(statistics.median(waits), 2) if waits else None,
+                          "max_s": round(max(waits), 2) if waits else None}
+    log(f"  archive lag: {out['archive_lag']}")
+    out["diff_s"] = orch("orch.backup", {"type": "diff"})
+    info = salt_json("backup-01", "pgbackrest.summary")
+    out["diff_repo_bytes"] = info["latest"]["diff"]["repo_size"]
+    log(f"  diff: {out['diff_s']} s, {out['diff_repo_bytes']} B in the repository")
+    target = sql_scalar("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00'")
+    time.sleep(1)
+    sql_scalar("SELECT count(*) FROM pgbench_accounts")
+    start = time.monotonic()
+    salt_run("state.orchestrate", "orch.restore", f"pillar={json.dumps({'target_time': target, 'confirm': 'pgha'})}")
+    wait_healthy(600)
+    sql_scalar("CREATE TABLE IF NOT EXISTS bench_after_restore (id int)")
+    out["restore_s"] = round(time.monotonic() - start, 1)
+    log(f"  restore to {target}: {out['restore_s']} s until writes work through the VIP")
+    return out
+
+
+def sql_scalar(query: str):
+    import psycopg
+    with psycopg.connect(host=VIP, port=5432, user="postgres", password=PASSWORD, dbname="postgres",
+                         autocommit=True, sslmode="require", connect_timeout=10) as conn:
+        row = conn.execute(query).fetchone()
+    return row[0] if row else None
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -176,6 +251,15 @@ def table(results: dict) -> str:
         rows.append((f"fault {kind}", f"lost {len(r['lost'])} of {r['acked']}, gap {r['write_gap']:.2f} s, "
                      f"split brain {len(r['client_split_brain']) + len(r['node_split_brain'])}, "
                      f"healed {'yes' if r['healed'] else 'NO'}", "lost 0, split 0"))
+    if "backup" in results:
+        b = results["backup"]
+        rows += [(f"full backup, pgbench scale {b['scale']} ({b['database_bytes'] / 2**30:.2f} GiB)",
+                  f"{b['full_s']} s, {b['full_repo_bytes'] / 2**20:.0f} MiB in the repository", ""),
+                 ("differential after the pgbench load", f"{b['diff_s']} s, {b['diff_repo_bytes'] / 2**20:.0f} MiB", ""),
+                 ("archive lag under pgbench (finished segment to archived)",
+                  f"median {b['archive_lag']['median_s']} s, max {b['archive_lag']['max_s']} s over "
+                  f"{b['archive_lag']['segments']} segments", ""),
+                 ("orch.restore to a point in time, until writes work", f"{b['restore_s']} s", "")]
     for mode, r in results.get("pgbench", {}).items():
         rows.append((f"pgbench {mode} tps (vip / direct)", f"{r['vip']} / {r['direct']} = {r['ratio']}",
                      ">= 0.90"))
@@ -191,7 +275,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "bench" / "out"))
     parser.add_argument("--pgbench-seconds", type=int, default=15)
     parser.add_argument("--pgbench-clients", type=int, default=8)
-    parser.add_argument("--only", default="deploy,switchover,power_cut,faults,pgbench",
+    parser.add_argument("--backup-scale", type=int, default=100)
+    parser.add_argument("--backup-load-seconds", type=int, default=300)
+    parser.add_argument("--only", default="deploy,switchover,power_cut,faults,pgbench,backup",
                         help="comma-separated sections to run; the others keep their values "
                              "from an earlier results.json (without deploy, the running lab is used)")
     args = parser.parse_args()
@@ -247,6 +333,11 @@ def main() -> int:
         results["pgbench_settings"] = {"seconds": args.pgbench_seconds, "clients": args.pgbench_clients,
                                        "threads": 2, "scale": 10, "protocol": "prepared",
                                        "rounds": 3, "statistic": "median of alternating runs"}
+
+    if "backup" in only:
+        log("backups: pgBackRest")
+        wait_healthy()
+        results["backup"] = backup_figures(args.backup_scale, args.backup_load_seconds)
 
     (out / "results.json").write_text(json.dumps(results, indent=2))
     plot(results, out / "timeline.png")

@@ -68,9 +68,17 @@ pgha-orch-add-node-refused:
 {{ step("pgha-orch-add-node-etcd-quorum", [node], ["pgha.check.etcd"], "pgha-orch-add-node-etcd-promote") }}
 
 # Patroni clones the node from the leader (pg_basebackup) and it streams.
-{{ step("pgha-orch-add-node-patroni", [node], ["pgha.postgres", "pgha.patroni"], "pgha-orch-add-node-etcd-quorum") }}
+{%- set ns = namespace(before_patroni="pgha-orch-add-node-etcd-quorum") %}
+{%- if pgha.backup_ready %}
+# The backup node admits the new member first: its first restore from the repository
+# would otherwise be refused and retried for minutes before pg_basebackup.
+{{ step("pgha-orch-add-node-backup", [pgha.backup_node], ["pgha.pgbackrest"], "pgha-orch-add-node-etcd-quorum") }}
+{%-   set ns.before_patroni = "pgha-orch-add-node-backup" %}
+{%- endif %}
+{{ step("pgha-orch-add-node-patroni", [node], ["pgha.postgres", "pgha.pgbackrest", "pgha.patroni"], ns.before_patroni) }}
 {{ step("pgha-orch-add-node-streaming", [node], ["pgha.check.replicas"], "pgha-orch-add-node-patroni") }}
 {{ step("pgha-orch-add-node-beacons", [node], ["pgha.beacons"], "pgha-orch-add-node-streaming") }}
+
 {%-   if pgha.haproxy_members %}
 {{ step("pgha-orch-add-node-haproxy", pgha.haproxy_members, ["pgha.haproxy"], "pgha-orch-add-node-streaming") }}
 {{ step("pgha-orch-add-node-routing", pgha.haproxy_members, ["pgha.check.routing"], "pgha-orch-add-node-haproxy") }}

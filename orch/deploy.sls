@@ -14,6 +14,7 @@
 {%- set haproxy = pgha.haproxy_members %}
 {%- set bootstrap = pgha.bootstrap_node %}
 {%- set replicas = postgres | reject("equalto", bootstrap) | list %}
+{%- set backup = pgha.backup_members if pgha.backup_ready else [] %}
 {#- frontend hetzner: the master manages the balancer, with the hcloud library. #}
 {%- set hcloud_loaded = pgha.frontend == "hetzner" and "hcloud_lb.pgha_spec" in salt %}
 
@@ -26,17 +27,26 @@ pgha-orch-deploy-validate:
 {{ maintenance("pgha-orch-deploy", "orch.deploy", 1800) }}
 
 # pgha's modules (patroni, etcd3, pgha) on every node, for the checks below.
-{{ step("pgha-orch-deploy-sync", postgres + haproxy, ["pgha.sync"], "pgha:pgha-orch-deploy-maintenance") }}
+{{ step("pgha-orch-deploy-sync", postgres + haproxy + backup, ["pgha.sync"], "pgha:pgha-orch-deploy-maintenance") }}
 
 # 2. etcd on every postgres node, then 3. a quorum with a leader; etcd's users and
 # roles (pgha:etcd:auth) once quorum exists, before Patroni logs in.
 {{ step("pgha-orch-deploy-etcd", postgres, ["pgha.etcd"], "pgha-orch-deploy-sync") }}
 {{ step("pgha-orch-deploy-etcd-quorum", [bootstrap], ["pgha.check.etcd", "pgha.etcd.auth"], "pgha-orch-deploy-etcd") }}
 
+{%- set ns = namespace(before_bootstrap="pgha-orch-deploy-etcd-quorum", before_streaming=none) %}
+{%- if backup %}
+
+# pgBackRest before the first initdb: PostgreSQL archives through it from the start
+# (pushes fail, and WAL waits in pg_wal, until the stanza exists below).
+{{ step("pgha-orch-deploy-pgbackrest", backup + postgres, ["pgha.pgbackrest"], "pgha-orch-deploy-etcd-quorum") }}
+{%-   set ns.before_bootstrap = "pgha-orch-deploy-pgbackrest" %}
+{%- endif %}
+
 # 4. PostgreSQL and Patroni on one node first: it runs initdb and takes the leader key.
-{{ step("pgha-orch-deploy-bootstrap", [bootstrap], ["pgha.postgres", "pgha.patroni"], "pgha-orch-deploy-etcd-quorum") }}
+{{ step("pgha-orch-deploy-bootstrap", [bootstrap], ["pgha.postgres", "pgha.patroni"], ns.before_bootstrap) }}
 {{ step("pgha-orch-deploy-leader", [bootstrap], ["pgha.check.leader"], "pgha-orch-deploy-bootstrap") }}
-{%- set ns = namespace(before_streaming="pgha-orch-deploy-leader") %}
+{%- set ns.before_streaming = "pgha-orch-deploy-leader" %}
 {%- if replicas %}
 
 # 5. The other nodes clone from the leader; wait until every one of them streams.
@@ -47,6 +57,11 @@ pgha-orch-deploy-validate:
 
 # Losing one node must never cost both elections at once: etcd's leader goes elsewhere.
 {{ step("pgha-orch-deploy-etcd-leader", [bootstrap], ["pgha.etcd.leader"], "pgha-orch-deploy-streaming") }}
+{%- if backup %}
+
+# The stanza in the repository, and the backup timers, once there is a primary.
+{{ step("pgha-orch-deploy-backup", backup, ["pgha.pgbackrest.stanza", "pgha.pgbackrest.schedule"], "pgha-orch-deploy-streaming") }}
+{%- endif %}
 
 {%- if haproxy %}
 # 6. HAProxy, then the front end that points at it.
@@ -97,5 +112,5 @@ pgha-orch-deploy-end-to-end:
 {%- endif %}
 
 # Self-healing: the beacons the reactor listens to (pgha:heal).
-{{ step("pgha-orch-deploy-beacons", postgres + haproxy, ["pgha.beacons"],
+{{ step("pgha-orch-deploy-beacons", postgres + haproxy + backup, ["pgha.beacons"],
         "pgha:pgha-orch-deploy-end-to-end" if haproxy else "pgha-orch-deploy-etcd-leader") }}

@@ -53,6 +53,10 @@ pgha-orch-remove-node-refused:
         "pgha-orch-remove-node-clean", pillar=without) }}
 {{ step("pgha-orch-remove-node-healthy", remaining, ["pgha.check.replicas"],
         "pgha-orch-remove-node-members-forget", subset=1, pillar=without) }}
+{%-   if pgha.backup_ready %}
+{{ step("pgha-orch-remove-node-backup", [pgha.backup_node], ["pgha.pgbackrest"],
+        "pgha-orch-remove-node-healthy", pillar=without) }}
+{%-   endif %}
 {%-   if pgha.haproxy_members %}
 {{ step("pgha-orch-remove-node-haproxy", pgha.haproxy_members, ["pgha.haproxy"],
         "pgha-orch-remove-node-healthy", pillar=without) }}

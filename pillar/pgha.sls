@@ -36,10 +36,16 @@ pgha:
 
   frontend: keepalived
 
+  backup:
+    enabled: true
+    package_versions:
+      pgbackrest: 2.55.1-1
+
   heal:
     # Shorter than the defaults so the lab's self-healing tests wait less.
     not_streaming_grace: 30
     reinit_grace: 15
+    repeat: 15
 
   keepalived:
     package_versions:

@@ -22,6 +22,9 @@ base:
   {{ lab_roles.haproxy | join(",") | json }}:
     - match: list
     - pgha_secrets.haproxy
+  {{ lab_roles.backup | join(",") | json }}:
+    - match: list
+    - pgha_secrets.backup
   # The master's own id: what its orchestrations compile.
   lab-master:
     - pgha_secrets.postgres

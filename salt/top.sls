@@ -13,7 +13,16 @@ base:
     - pgha.etcd
     - pgha.etcd.auth
     - pgha.postgres
+    - pgha.pgbackrest
     - pgha.patroni
+    - pgha.beacons
+{%- endif %}
+{%- if pgha.backup_members %}
+  {{ pgha.backup_members | join(",") | json }}:
+    - match: list
+    - pgha.pgbackrest
+    - pgha.pgbackrest.stanza
+    - pgha.pgbackrest.schedule
     - pgha.beacons
 {%- endif %}
 {%- if pgha.haproxy_members %}

@@ -233,7 +233,17 @@ class OrchResult:
         return found[0]
 
     def comments(self) -> str:
-        return "\n".join(f"{s['__id__']}: {s.get('comment')}" for s in self.states.values())
+        """Each step's comment, and under a failed salt.state step the comment of every
+        state that failed on each minion (what the operator reads to know why)."""
+        lines = []
+        for s in self.states.values():
+            lines.append(f"{s['__id__']}: {s.get('comment')}")
+            per_minion = (s.get("changes") or {}).get("ret") if s.get("result") is False else None
+            for minion, rets in sorted((per_minion or {}).items()):
+                for ret in (rets.values() if isinstance(rets, dict) else []):
+                    if isinstance(ret, dict) and ret.get("result") is False:
+                        lines.append(f"  {minion} {ret.get('__id__')}: {ret.get('comment')}")
+        return "\n".join(lines)
 
 
 def orchestrate(salt_run_cli, sls: str, pillar: dict | None = None, timeout: int = 600) -> OrchResult:

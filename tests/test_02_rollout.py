@@ -14,10 +14,11 @@ from pgha_lab.topology import NODES, VIP
 def test_rollout_from_bare_nodes_succeeds(deploy):
     expected = ["pgha-orch-deploy-validate", "pgha-orch-deploy-maintenance",
                 "pgha-orch-deploy-sync", "pgha-orch-deploy-etcd",
-                "pgha-orch-deploy-etcd-quorum", "pgha-orch-deploy-bootstrap",
+                "pgha-orch-deploy-etcd-quorum", "pgha-orch-deploy-pgbackrest",
+                "pgha-orch-deploy-bootstrap",
                 "pgha-orch-deploy-leader", "pgha-orch-deploy-replicas",
                 "pgha-orch-deploy-streaming", "pgha-orch-deploy-etcd-leader",
-                "pgha-orch-deploy-haproxy",
+                "pgha-orch-deploy-backup", "pgha-orch-deploy-haproxy",
                 "pgha-orch-deploy-frontend", "pgha-orch-deploy-end-to-end",
                 "pgha-orch-deploy-beacons", "pgha-orch-deploy-maintenance-release"]
     ran = sorted(deploy.states.values(), key=lambda s: s["__run_num__"])

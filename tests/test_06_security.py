@@ -44,12 +44,15 @@ def secrets() -> dict:
         if isinstance(value, dict):
             for key, inner in value.items():
                 walk(inner, path + (key,))
-        elif path and path[-1] in ("password", "root_password", "patroni_password") and value:
+        elif path and path[-1] in ("password", "root_password", "patroni_password", "cipher_pass") and value:
             found[":".join(path)] = str(value)
     walk(PILLAR, ("pgha",))
     for name in NODES:
         key = (tls.TLS_DIR / f"node-{name}.key").read_text().splitlines()
         found[f"tls key of {name}"] = key[1]  # a line of the key's base64 body
+        backup_key = tls.TLS_DIR / f"pgbackrest-{name}.key"
+        if backup_key.exists():
+            found[f"pgbackrest key of {name}"] = backup_key.read_text().splitlines()[1]
     assert len(found) >= 5 + len(NODES)
     return found
 
@@ -148,6 +151,8 @@ def test_secret_files_are_private_to_their_service(cluster, lab):
                   "/etc/pgha/tls/node.key": "640 root:pgha-tls"},
         "haproxy-01": {"/etc/haproxy/haproxy.cfg": "640 root:haproxy",
                        "/etc/pgha/tls/node.pem": "640 root:pgha-tls"},
+        "backup-01": {"/etc/pgbackrest.conf": "640 root:postgres",
+                      "/etc/pgha/tls/pgbackrest.key": "640 root:pgha-tls"},
     }
     for name, files in expected.items():
         for path, mode in files.items():
@@ -184,52 +189,20 @@ def test_state_output_events_and_logs_carry_no_secret(cluster, salt_cli, salt_ru
 
 # ---- pillar validation: one message naming the key, and no node touched ---------------
 
-PG04 = {"address": "198.51.100.123", "roles": ["postgres"]}
+# Every rule, and its message, is checked without the lab (tests/unit/test_validation.py,
+# the same table and more). Live, one rule per kind shows that orch.deploy stops at
+# validation before it touches any node: a node, a Patroni timing, the front end.
 BAD_PILLARS = {
-    "too-few-etcd-members": ({"nodes": {"pg-03": {"state": "absent"}}},
-                             "etcd needs at least 3"),
-    "even-etcd-members": ({"nodes": {"pg-04": PG04}}, "bootstrap an even number of etcd members"),
     "duplicate-address": ({"nodes": {"haproxy-02": {"address": "198.51.100.11"}}},
                           "pgha:nodes:haproxy-02:address: 198.51.100.11 is also haproxy-01's address"),
-    "duplicate-name": ({"nodes": {"PG-01": {"address": "198.51.100.130", "roles": ["haproxy"]}}},
-                       "duplicate node name"),
-    "missing-password": ({"patroni": {"rewind": {"password": None}}},
-                         "pgha:patroni:rewind:password: missing"),
     "timing": ({"patroni": {"dcs": {"retry_timeout": 6}}},
                "pgha:patroni:dcs: loop_wait + 2*retry_timeout = 22 exceeds ttl 20"),
-    "ttl-below-minimum": ({"patroni": {"dcs": {"ttl": 10, "loop_wait": 2, "retry_timeout": 3}}},
-                          "pgha:patroni:dcs:ttl: 10 is below Patroni's minimum of 20"),
-    "vip-outside-network": ({"keepalived": {"vip": "10.9.8.7"}},
-                            "pgha:keepalived:vip: 10.9.8.7 is outside pgha:cluster:network"),
-    "colliding-ports": ({"haproxy": {"reader_port": 5432}},
-                        "pgha:haproxy:reader_port: port 5432 collides with pgha:haproxy:writer_port"),
     "hetzner-target-ambiguous": (
         {"frontend": "hetzner", "hetzner": {"load_balancer": {
             "public_interface": True, "proxy_protocol": False,
             "targets": [{"server": "haproxy-01", "ip": "203.0.113.7"}]}}},
         "pgha:hetzner:load_balancer:targets[0]: has ip, server; give exactly one of server, "
         "label_selector or ip"),
-    "unknown-key": ({"patroni": {"dsc": {"ttl": 30}}}, "pgha:patroni:dsc: unknown key (a typo?)"),
-    "synchronous-unsatisfiable": ({"patroni": {"dcs": {"synchronous_node_count": 3}}},
-                                  "pgha:patroni:dcs:synchronous_node_count: 3 synchronous standby(s) "
-                                  "but only 2 replica(s)"),
-    "node-key-typo": ({"nodes": {"pg-02": {"adress": "198.51.100.121"}}},
-                      "pgha:nodes:pg-02:adress: unknown key (a typo?)"),
-    "vrrp-priority-range": ({"nodes": {"haproxy-01": {"priority": 300}}},
-                            "pgha:nodes:haproxy-01:priority: 300; VRRP priorities are 1 to 254"),
-    "vrrp-router-id-range": ({"keepalived": {"virtual_router_id": 0}},
-                             "pgha:keepalived:virtual_router_id: 0; VRRP router ids are 1 to 255"),
-    "bootstrap-not-postgres": ({"patroni": {"bootstrap_node": "haproxy-01"}},
-                               "pgha:patroni:bootstrap_node: 'haproxy-01' is not a postgres node"),
-    "network-malformed": ({"postgres": {"app_networks": ["198.51.100.1/33"]}},
-                          "pgha:postgres:app_networks[0]: '198.51.100.1/33' is not a CIDR network"),
-    "network-without-prefix": ({"postgres": {"app_networks": ["198.51.100.1"]}},
-                               "pgha:postgres:app_networks[0]: '198.51.100.1' has no prefix length"),
-    "network-too-wide": ({"postgres": {"app_networks": ["0.0.0.0/0"]}},
-                         "pgha:postgres:app_networks[0]: 0.0.0.0/0 admits 4294967296 addresses"),
-    "hetzner-proxy-without-sources": (
-        {"frontend": "hetzner", "hetzner": {"load_balancer": {"public_interface": True}}},
-        "pgha:hetzner:proxy_sources: empty, and no load_balancer:ip to default to"),
 }
 
 
@@ -255,7 +228,7 @@ def test_a_bad_pillar_is_rejected_before_any_node_changes(rule, salt_cli, salt_r
 
 
 def test_highstate_with_a_bad_pillar_stops_at_validation(salt_cli, fingerprint_before):
-    with pillar_override(salt_cli, {"pgha": BAD_PILLARS["vip-outside-network"][0]}):
+    with pillar_override(salt_cli, {"pgha": {"keepalived": {"vip": "10.9.8.7"}}}):
         ret = salt_cli.run("state.highstate", minion_tgt="haproxy-01", _timeout=180)
     states = salt_data(ret, ["haproxy-01"])["haproxy-01"]
     assert ret.returncode != 0 and isinstance(states, dict)
@@ -321,6 +294,15 @@ def test_a_haproxy_node_holds_no_postgres_or_etcd_secret(cluster, salt_cli):
     assert not [name for name in held if name.startswith("tls key of") and name != "tls key of haproxy-01"]
     # And the postgres nodes have theirs.
     assert set(POSTGRES_SECRETS) <= set(leaks(salt_cli.run("pillar.items", minion_tgt="pg-01").stdout))
+
+
+def test_only_the_backup_node_holds_the_repositorys_passphrase(cluster, salt_cli):
+    passphrase = "pgha:backup:repo:cipher_pass"
+    backup = leaks(salt_cli.run("pillar.items", minion_tgt="backup-01", _timeout=60).stdout)
+    assert passphrase in backup and "pgbackrest key of backup-01" in backup
+    assert not [name for name in backup if name in POSTGRES_SECRETS], backup
+    for node in ("pg-01", "haproxy-01"):
+        assert passphrase not in leaks(salt_cli.run("pillar.items", minion_tgt=node, _timeout=60).stdout), node
 
 
 def test_etcd_refuses_a_haproxy_nodes_certificate(cluster):

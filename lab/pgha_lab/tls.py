@@ -20,8 +20,8 @@ CA_CERT = TLS_DIR / "ca.crt"
 VALID_DAYS = 365
 RENEW_DAYS = 30
 # Bumped whenever what a certificate must contain changes: everything is reissued.
-RECIPE = ("5: SKI/AKI, no CN; etcd's role name and the front addresses on the postgres nodes; "
-          "haproxy nodes serve only")
+RECIPE = ("6: SKI/AKI, no CN; etcd's role name and the front addresses on the postgres nodes; "
+          "haproxy nodes serve only; pgBackRest certificates with CN")
 
 
 def _crypto():
@@ -80,18 +80,20 @@ def _ca():
     _write_key(key_path, key)
     CA_CERT.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     # Every node certificate was signed by the old CA: reissue them all.
-    for old in TLS_DIR.glob("node-*.crt"):
+    for old in TLS_DIR.glob("*-*.crt"):
         old.unlink()
     return cert, key
 
 
 def _node_cert(name: str, address: str, ca_cert, ca_key, names=(), addresses=(),
-               client=True) -> None:
+               client=True, common_name=False, prefix="node") -> None:
     """A node's certificate: its name and address, localhost, plus extra *names* (etcd's
     role name) and *addresses* (the front addresses clients verify through). With
-    *client* false it serves only (no clientAuth usage): etcd refuses it as a client."""
+    *client* false it serves only (no clientAuth usage): etcd refuses it as a client.
+    With *common_name* the subject's CN is the node's name: pgBackRest's TLS server
+    admits clients by it (etcd's gateway refuses such a certificate, hence a second)."""
     x509, hashes, serialization, ec, EKU, NameOID = _crypto()
-    cert_path = TLS_DIR / f"node-{name}.crt"
+    cert_path = TLS_DIR / f"{prefix}-{name}.crt"
     if _fresh(cert_path):
         return
     key = ec.generate_private_key(ec.SECP256R1())
@@ -101,8 +103,9 @@ def _node_cert(name: str, address: str, ca_cert, ca_key, names=(), addresses=(),
     cert = (x509.CertificateBuilder()
             # No CommonName: with client certificates and RBAC both on, etcd's HTTP gateway
             # refuses any client certificate that has one. The names are in the SANs.
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pgha"),
-                                     x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, name)]))
+            .subject_name(x509.Name(([x509.NameAttribute(NameOID.COMMON_NAME, name)] if common_name else [])
+                                    + [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pgha"),
+                                       x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, name)]))
             .issuer_name(ca_cert.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -116,7 +119,7 @@ def _node_cert(name: str, address: str, ca_cert, ca_key, names=(), addresses=(),
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
-    _write_key(TLS_DIR / f"node-{name}.key", key)
+    _write_key(TLS_DIR / f"{prefix}-{name}.key", key)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -149,6 +152,10 @@ def ensure(pillar_dir: Path) -> Path:
         _node_cert(n.name, n.address, ca_cert, ca_key, names=etcd_name if postgres else (),
                    addresses=fronts if postgres else (), client=postgres)
     _node_cert("lab-host", HOST_ADDRESS, ca_cert, ca_key, names=etcd_name)
+    # pgBackRest's certificates: the backup node and the postgres nodes, CN = node name.
+    backup = [n for n in NODES.values() if "postgres" in n.roles or "backup" in n.roles]
+    for n in backup:
+        _node_cert(n.name, n.address, ca_cert, ca_key, common_name=True, prefix="pgbackrest")
     lines = ["# Written by pgha-lab (lab/pgha_lab/tls.py): the lab's certificates.",
              "# Each minion gets the CA and only its own certificate and key.",
              "{%- set node = grains.get('id', '') %}",
@@ -159,6 +166,12 @@ def ensure(pillar_dir: Path) -> Path:
                   _indent((TLS_DIR / f"node-{name}.crt").read_text(), 6).rstrip("\n"),
                   "    key: |",
                   _indent((TLS_DIR / f"node-{name}.key").read_text(), 6).rstrip("\n"),
+                  "{%- endif %}"]
+    for n in backup:
+        lines += [f"{{%- if node == '{n.name}' %}}", "  backup:", "    tls:", "      cert: |",
+                  _indent((TLS_DIR / f"pgbackrest-{n.name}.crt").read_text(), 8).rstrip("\n"),
+                  "      key: |",
+                  _indent((TLS_DIR / f"pgbackrest-{n.name}.key").read_text(), 8).rstrip("\n"),
                   "{%- endif %}"]
     path = pillar_dir / "lab_tls.sls"
     pillar_dir.mkdir(parents=True, exist_ok=True)

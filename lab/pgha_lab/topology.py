@@ -67,6 +67,7 @@ NODES: dict[str, Node] = {
         Node("pg-03", "198.51.100.122", ("postgres",)),
         Node("haproxy-01", "198.51.100.11", ("haproxy",)),
         Node("haproxy-02", "198.51.100.12", ("haproxy",)),
+        Node("backup-01", "198.51.100.30", ("backup",)),
         Node("pg-04", "198.51.100.123", ("postgres",), spare=True),
     )
 }

@@ -13,9 +13,14 @@ include:
   - pgha.keepalived.clean
   - pgha.haproxy.clean
 {%- endif %}
+{%- if "postgres" in roles or "backup" in roles %}
+  - pgha.pgbackrest.clean
+{%- endif %}
 {%- if "postgres" in roles %}
   - pgha.patroni.clean
   - pgha.postgres.clean
   - pgha.etcd.clean
+{%- endif %}
+{%- if "postgres" in roles or "backup" in roles %}
   - pgha.tls.clean
 {%- endif %}

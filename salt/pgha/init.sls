@@ -9,7 +9,13 @@ include:
 {%- if pgha.id in pgha.postgres_members %}
   - pgha.etcd
   - pgha.postgres
+  - pgha.pgbackrest
   - pgha.patroni
+{%- endif %}
+{%- if pgha.id in pgha.backup_members %}
+  - pgha.pgbackrest
+  - pgha.pgbackrest.stanza
+  - pgha.pgbackrest.schedule
 {%- endif %}
 {%- if pgha.id in pgha.haproxy_members %}
   - pgha.haproxy

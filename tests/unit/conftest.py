@@ -38,6 +38,7 @@ def minion(minions):
              tls: bool = False) -> Minion:
         pillar = merge(lab_pillar(), changes or {})
         if not tls:
-            pillar = merge(pillar, {"tls": {"enabled": False}})
+            # pgBackRest's TLS server needs TLS: without it, no backups either.
+            pillar = merge(pillar, {"tls": {"enabled": False}, "backup": {"enabled": False}})
         return minions(minion_id, system).use({"pgha": pillar})
     return make

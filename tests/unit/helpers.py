@@ -17,10 +17,18 @@ from pgha_lab.labpillar import merge  # noqa: F401  (re-exported for the tests)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Stand-ins for the certificates pgha-lab issues (lab_tls.sls): validation looks for
+# the PEM markers, and no test here connects to anything.
+PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
+
+
 def lab_pillar() -> dict:
-    """The lab's pgha: pillar (topology, cluster and every secret), without the
-    generated TLS part: what pgha-lab's own tools read (no lab needed)."""
-    return labpillar.raw()
+    """The lab's pgha: pillar (topology, cluster and every secret), with stand-ins for
+    the TLS material pgha-lab generates: what pgha-lab's own tools read (no lab needed)."""
+    return merge(labpillar.raw(), {
+        "tls": {"enabled": True, "ca_cert": PEM_CERT, "cert": PEM_CERT, "key": PEM_KEY},
+        "backup": {"tls": {"cert": PEM_CERT, "key": PEM_KEY}}})
 
 
 def load_file(relpath: str, **dunders):

@@ -65,7 +65,7 @@ def run_state(m, **kwargs):
 
 
 def lab_dcs(m):
-    return m.modules.pgha.config(redact=False)["patroni"]["dcs"]
+    return m.modules.pgha.config(redact=False)["patroni_dcs"]
 
 
 def test_test_mode_predicts_the_patch_and_sends_none(patroni_minion, services):

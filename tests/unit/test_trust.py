@@ -37,7 +37,7 @@ def on_minion(pki, name):
 
 
 def on_master(pki):
-    config = {"nodes": NODES, "postgres_members": ["pg-01", "pg-02"], "haproxy_members": ["haproxy-01"],
+    config = {"nodes": NODES, "postgres_members": ["pg-01", "pg-02"], "haproxy_members": ["haproxy-01"], "backup_members": [],
               "heal": {"event_max_age": 60, "enabled": True, "reinit": True}}
     return load_file("_modules/pgha_event.py", __opts__={"id": "lab-master", "pki_dir": str(pki / "master")},
                      __salt__={"pgha.config": lambda: config, "pgha.leases": lambda: {}})

@@ -66,3 +66,19 @@ pgha-beacons-etcd:
     - save: True
 {%-   endif %}
 {%- endif %}
+
+{%- if pgha.backup_ready and (postgres or pgha.id in pgha.backup_members) %}
+pgha-beacons-backup:
+{%-   if heal.enabled %}
+  beacon.present:
+    - name: pgha_backup
+    - save: True
+    - interval: {{ heal.beacon_interval }}
+    - check_interval: {{ heal.backup_check_interval }}
+    - repeat: {{ heal.repeat }}
+{%-   else %}
+  beacon.absent:
+    - name: pgha_backup
+    - save: True
+{%-   endif %}
+{%- endif %}

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 # Patroni's dynamic configuration (in etcd, shared by every member) matches the pillar's
-# pgha:patroni:dcs. Drift made with `patronictl edit-config` is patched back; a parameter
+# pgha:patroni:dcs (with pgha:backup's archiving, map.jinja's patroni_dcs). Drift made with `patronictl edit-config` is patched back; a parameter
 # that needs a restart is reported pending, never restarted (orch.rolling_restart does).
 # It is shared, so one minion patches it per run: the leader's (the others report that).
 {%- from "pgha/map.jinja" import pgha %}

@@ -1,0 +1,10 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{%- from "pgha/map.jinja" import pgha %}
+{%- from "pgha/macros.jinja" import pkgs %}
+{%- if pgha.backup_ready %}
+
+pgha-pgbackrest-package-install-pkg-installed:
+  pkg.installed:
+    - pkgs: {{ pkgs(pgha.backup) }}
+{%- endif %}
