@@ -21,6 +21,10 @@ from conftest import LAB_MINIONS, SUPERUSER, pillar_override, vip_holders, wait_
 from pgha_lab import faults, workload
 
 LEADER_FAULTS = {"leader_power_cut", "leader_clean_stop", "leader_isolated"}
+# The two faults that once left etcd refusing member adds for minutes run last, so that
+# the membership test below comes straight after them.
+ETCD_UPSETTING = ("leader_isolated", "leader_power_cut")
+FAULT_ORDER = [k for k in faults.FAULTS if k not in ETCD_UPSETTING] + list(ETCD_UPSETTING)
 
 
 def apply_beacons(salt_cli):
@@ -39,7 +43,7 @@ def healing_off(proven_cluster, salt_cli):
     apply_beacons(salt_cli)
 
 
-@pytest.mark.parametrize("kind", faults.FAULTS)
+@pytest.mark.parametrize("kind", FAULT_ORDER)
 def test_fault_loses_nothing_never_splits_and_heals(kind, cluster, lab):
     wait_for(lambda: workload.healthy(workload.member_states(faults.PG)), 240,
              "a healthy cluster before the fault")
@@ -73,12 +77,10 @@ def test_fault_loses_nothing_never_splits_and_heals(kind, cluster, lab):
 
 def test_etcd_membership_changes_right_after_isolation_and_a_power_cut(cluster, salt_cli):
     """The faults that once left etcd refusing member adds ("unhealthy cluster") for
-    minutes while every /health said healthy. Straight after them, with no waiting by
-    hand, a member is added and removed: etcd3.member_add and member_remove wait until
-    etcd accepts the change, and send it to a member connected to all the others."""
-    for kind in ("leader_isolated", "leader_power_cut"):
-        report = faults.run_fault(kind, SUPERUSER["password"])
-        assert report.healed and report.lost == [], report.as_dict()
+    minutes while every /health said healthy ran just before (FAULT_ORDER). Straight
+    after them, with no waiting by hand, a member is added and removed: etcd3.member_add
+    and member_remove wait until etcd accepts the change, and send it to a member
+    connected to all the others."""
     asker = workload.leader(workload.member_states(faults.PG)) or faults.PG[0]
     added = salt_cli.run("etcd3.member_add", "address=198.51.100.201", minion_tgt=asker,
                          _timeout=180)

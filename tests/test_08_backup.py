@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from conftest import FIGURES, PG_NODES, orchestrate, pg_connect, pillar_override, salt_data, sql, wait_for
+from conftest import FIGURES, PG_NODES, SUPERUSER, orchestrate, pg_connect, pillar_override, salt_data, sql, wait_for
 
-from pgha_lab import labpillar, workload
+from pgha_lab import faults, labpillar, workload
 from pgha_lab.topology import NODES
 
 CFG = labpillar.merged()
@@ -177,11 +177,21 @@ def test_a_restore_is_refused_by_name_and_the_running_cluster_is_untouched(clust
     assert fingerprint() == before
 
 
-def test_orch_restore_brings_back_every_row_before_the_target_and_none_after(cluster, salt_run_cli, salt_cli):
+def test_orch_restore_across_a_failover_brings_back_every_row_before_the_target_and_none_after(
+        cluster, salt_run_cli, salt_cli):
+    """The backups were taken on the old timeline; the leader then loses power, and the
+    target lies after the failover: the restore follows the new primary's timeline, which
+    it archived by itself."""
     with pg_connect() as conn:
         conn.execute("DROP TABLE IF EXISTS pgha_pitr")
         conn.execute("CREATE TABLE pgha_pitr (id int PRIMARY KEY)")
-        conn.execute("INSERT INTO pgha_pitr SELECT generate_series(1, 200)")
+        conn.execute("INSERT INTO pgha_pitr SELECT generate_series(1, 100)")
+    cut = faults.run_fault("leader_power_cut", SUPERUSER["password"])
+    assert cut.healed and cut.lost == [] and cut.leader_after not in (None, cut.leader_before), cut.as_dict()
+    rc, ok = call(salt_cli, "pgbackrest.check", minion=cut.leader_after)
+    assert rc == 0 and ok is True, f"pgbackrest check on the new primary {cut.leader_after}: {ok}"
+    with pg_connect() as conn:
+        conn.execute("INSERT INTO pgha_pitr SELECT generate_series(101, 200)")
     time.sleep(1.5)
     target = sql("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")[0][0]
     time.sleep(1.5)
