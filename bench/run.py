@@ -235,19 +235,23 @@ def plot(results: dict, path: Path) -> None:
 
 
 def table(results: dict) -> str:
-    sw, pc = results["switchover"], results["power_cut"]
+    """The figures of every section this run (or an earlier one in results.json) has."""
     dcs = results["settings"]["patroni_dcs"]
     bound = 1.1 * (dcs["ttl"] - dcs["loop_wait"] / 2) + 2
-    rows = [
-        ("orch.deploy from bare nodes", f"{results['deploy']['from_bare_nodes_s']} s", "<= 300 s"),
-        ("orch.deploy no-change re-run", f"{results['deploy']['no_change_rerun_s']} s", ""),
-        (f"switchover write gap (n={sw['summary']['n']})",
-         f"median {sw['summary']['median']:.2f} s, max {sw['summary']['max']:.2f} s", "<= 2 s median"),
-        (f"leader power-cut write gap (n={pc['summary']['n']})",
-         f"median {pc['summary']['median']:.2f} s, max {pc['summary']['max']:.2f} s",
-         f"<= 15 s median and <= {bound:.1f} s"),
-    ]
-    for kind, r in results["faults"].items():
+    rows = []
+    if "deploy" in results:
+        rows += [("orch.deploy from bare nodes", f"{results['deploy']['from_bare_nodes_s']} s", "<= 300 s"),
+                 ("orch.deploy no-change re-run", f"{results['deploy']['no_change_rerun_s']} s", "")]
+    if "switchover" in results:
+        sw = results["switchover"]["summary"]
+        rows.append((f"switchover write gap (n={sw['n']})",
+                     f"median {sw['median']:.2f} s, max {sw['max']:.2f} s", "<= 2 s median"))
+    if "power_cut" in results:
+        pc = results["power_cut"]["summary"]
+        rows.append((f"leader power-cut write gap (n={pc['n']})",
+                     f"median {pc['median']:.2f} s, max {pc['max']:.2f} s",
+                     f"<= 15 s median and <= {bound:.1f} s"))
+    for kind, r in results.get("faults", {}).items():
         rows.append((f"fault {kind}", f"lost {len(r['lost'])} of {r['acked']}, gap {r['write_gap']:.2f} s, "
                      f"split brain {len(r['client_split_brain']) + len(r['node_split_brain'])}, "
                      f"healed {'yes' if r['healed'] else 'NO'}", "lost 0, split 0"))
@@ -340,11 +344,12 @@ def main() -> int:
         results["backup"] = backup_figures(args.backup_scale, args.backup_load_seconds)
 
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    plot(results, out / "timeline.png")
+    if "switchover" in results and "power_cut" in results:
+        plot(results, out / "timeline.png")
     print(table(results))
     print(f"\nresults: {out / 'results.json'}   plot: {out / 'timeline.png'}")
-    lost = sum(len(r["lost"]) for r in results["faults"].values())
-    lost += sum(len(r["lost"]) for r in results["power_cut"]["runs"])
+    lost = sum(len(r["lost"]) for r in results.get("faults", {}).values())
+    lost += sum(len(r["lost"]) for r in results.get("power_cut", {}).get("runs", []))
     return 1 if lost else 0
 
 
