@@ -383,8 +383,8 @@ def _check_backup(cfg):
     for key in ("retention_full", "retention_diff"):
         if not isinstance(repo.get(key), int) or isinstance(repo.get(key), bool) or repo[key] < 1:
             errors.append(f"{where}:repo:{key}: {repo.get(key)!r} is not a count of 1 or more")
-    for key in ("max_age", "rebuild_requires_backup_within", "archive_timeout", "io_timeout",
-                "process_max"):
+    for key in ("max_age", "rebuild_requires_backup_within", "restore_timeout",
+                "archive_timeout", "io_timeout", "process_max"):
         if not isinstance(b.get(key), int) or isinstance(b.get(key), bool) or b[key] < 1:
             errors.append(f"{where}:{key}: {b.get(key)!r} is not a whole number of 1 or more")
     if b.get("backup_standby") not in (True, False, "prefer"):

@@ -207,7 +207,8 @@ def sql_scalar(query: str):
     import psycopg
     with psycopg.connect(host=VIP, port=5432, user="postgres", password=PASSWORD, dbname="postgres",
                          autocommit=True, sslmode="require", connect_timeout=10) as conn:
-        row = conn.execute(query).fetchone()
+        cur = conn.execute(query)
+        row = cur.fetchone() if cur.description else None  # DDL returns no rows
     return row[0] if row else None
 
 

@@ -38,9 +38,21 @@ pgha-orch-rebuild-allowed:
 {%-   set ns = namespace(allowed="pgha:pgha-orch-rebuild-validate", before_replicas=none) %}
 {%- endif %}
 
+# Every member answers before any is stopped: one out of reach would miss the stop, and
+# the run would end with the others down and nothing restored.
+pgha-orch-rebuild-members-answer:
+  salt.function:
+    - name: test.ping
+    - tgt: {{ postgres | join(",") | json }}
+    - tgt_type: list
+    - expect_minions: True
+    - failhard: True
+    - require:
+      - pgha: pgha-orch-rebuild-validate
+
 {{ maintenance("pgha-orch-rebuild", "orch.rebuild", 4 * 3600) }}
 
-{{ step("pgha-orch-rebuild-stopped", postgres, ["pgha.restore.stopped"], ["pgha:pgha-orch-rebuild-maintenance", ns.allowed]) }}
+{{ step("pgha-orch-rebuild-stopped", postgres, ["pgha.restore.stopped"], ["pgha:pgha-orch-rebuild-maintenance", ns.allowed, "pgha-orch-rebuild-members-answer"]) }}
 {{ step("pgha-orch-rebuild-removed", [bootstrap], ["pgha.restore.removed"], "pgha-orch-rebuild-stopped") }}
 {{ step("pgha-orch-rebuild-wiped", postgres, ["pgha.restore.aside"], "pgha-orch-rebuild-removed",
         pillar={"pgha_run": {"wipe": true}}) }}

@@ -53,6 +53,18 @@ pgha-orch-restore-enabled:
 {{ step("pgha-orch-restore-possible", [pgha.backup_node, bootstrap], ["pgha.restore.possible"],
         "pgha:pgha-orch-restore-validate", pillar={"pgha_run": run}, failhard=true) }}
 
+# Every member answers before any is stopped: one out of reach would miss the stop, and
+# the run would end with the others down and nothing restored.
+pgha-orch-restore-members-answer:
+  salt.function:
+    - name: test.ping
+    - tgt: {{ postgres | join(",") | json }}
+    - tgt_type: list
+    - expect_minions: True
+    - failhard: True
+    - require:
+      - salt: pgha-orch-restore-possible
+
 {{ maintenance("pgha-orch-restore", "orch.restore", 4 * 3600) }}
 
 # 2. What the running primary has written so far goes to the archive first (a target
@@ -60,23 +72,40 @@ pgha-orch-restore-enabled:
 {{ step("pgha-orch-restore-archived", [pgha.backup_node], ["pgha.restore.archived"], "pgha:pgha-orch-restore-maintenance") }}
 
 # 3. Patroni stopped everywhere, the cluster cleared from etcd, the data moved aside.
-{{ step("pgha-orch-restore-stopped", postgres, ["pgha.restore.stopped"], ["pgha-orch-restore-archived", "pgha-orch-restore-possible"]) }}
+{{ step("pgha-orch-restore-stopped", postgres, ["pgha.restore.stopped"], ["pgha-orch-restore-archived", "pgha-orch-restore-possible", "pgha-orch-restore-members-answer"]) }}
 {{ step("pgha-orch-restore-removed", [bootstrap], ["pgha.restore.removed"], "pgha-orch-restore-stopped") }}
 {{ step("pgha-orch-restore-aside", postgres, ["pgha.restore.aside"], "pgha-orch-restore-removed",
         pillar={"pgha_run": {"stamp": stamp}}) }}
 
 # 4. The bootstrap node restores to the target and promotes; Patroni takes the leader key.
+{#- Restoring and replaying WAL up to the target takes longer than any leader check. #}
+{%-   set restoring = {"pgha": {"checks": {"leader_timeout": pgha.backup.restore_timeout}}} %}
 {{ step("pgha-orch-restore-bootstrap", [bootstrap], ["pgha.patroni"], "pgha-orch-restore-aside",
-        pillar={"pgha_run": {"restore": target}}) }}
-{{ step("pgha-orch-restore-leader", [bootstrap], ["pgha.check.leader"], "pgha-orch-restore-bootstrap") }}
+        pillar=dict(restoring, pgha_run={"restore": target})) }}
+{{ step("pgha-orch-restore-leader", [bootstrap], ["pgha.check.leader"], "pgha-orch-restore-bootstrap",
+        pillar=restoring) }}
 
-# If the restore failed, its custom bootstrap must not stay in the configuration: a
-# later bootstrap would replay it. (The data moved aside stays where it is.)
-pgha-orch-restore-config-on-failure:
+# If the restore failed: every member stays stopped and disabled, with self-healing off
+# on them (their beacons disabled until a highstate or `beacons.enable`), and the
+# custom bootstrap leaves the configuration (a later start would replay it). Otherwise
+# a member started again, by a reboot or by a reaction once the lock is released, would
+# find no cluster in etcd and an empty data directory, and bootstrap an empty cluster
+# that the front end would route writes to. The data moved aside stays where it is.
+pgha-orch-restore-stopped-on-failure:
   salt.state:
-    - tgt: {{ bootstrap | json }}
-    - sls: [pgha.patroni.config.file]
+    - tgt: {{ postgres | join(",") | json }}
+    - tgt_type: list
+    - sls: [pgha.restore.stopped, pgha.patroni.config.file]
     - queue: True
+    - onfail_any:
+      - salt: pgha-orch-restore-bootstrap
+      - salt: pgha-orch-restore-leader
+
+pgha-orch-restore-healing-off-on-failure:
+  salt.function:
+    - name: beacons.disable
+    - tgt: {{ postgres | join(",") | json }}
+    - tgt_type: list
     - onfail_any:
       - salt: pgha-orch-restore-bootstrap
       - salt: pgha-orch-restore-leader
