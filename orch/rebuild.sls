@@ -52,7 +52,8 @@ pgha-orch-rebuild-members-answer:
 
 {{ maintenance("pgha-orch-rebuild", "orch.rebuild", 4 * 3600) }}
 
-{{ step("pgha-orch-rebuild-stopped", postgres, ["pgha.restore.stopped"], ["pgha:pgha-orch-rebuild-maintenance", ns.allowed, "pgha-orch-rebuild-members-answer"]) }}
+{{ step("pgha-orch-rebuild-stopped", postgres, ["pgha.restore.stopped"],
+        ["pgha:pgha-orch-rebuild-maintenance", ns.allowed, "pgha-orch-rebuild-members-answer"]) }}
 {{ step("pgha-orch-rebuild-removed", [bootstrap], ["pgha.restore.removed"], "pgha-orch-rebuild-stopped") }}
 {{ step("pgha-orch-rebuild-wiped", postgres, ["pgha.restore.aside"], "pgha-orch-rebuild-removed",
         pillar={"pgha_run": {"wipe": true}}) }}

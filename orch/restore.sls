@@ -72,7 +72,8 @@ pgha-orch-restore-members-answer:
 {{ step("pgha-orch-restore-archived", [pgha.backup_node], ["pgha.restore.archived"], "pgha:pgha-orch-restore-maintenance") }}
 
 # 3. Patroni stopped everywhere, the cluster cleared from etcd, the data moved aside.
-{{ step("pgha-orch-restore-stopped", postgres, ["pgha.restore.stopped"], ["pgha-orch-restore-archived", "pgha-orch-restore-possible", "pgha-orch-restore-members-answer"]) }}
+{{ step("pgha-orch-restore-stopped", postgres, ["pgha.restore.stopped"],
+        ["pgha-orch-restore-archived", "pgha-orch-restore-possible", "pgha-orch-restore-members-answer"]) }}
 {{ step("pgha-orch-restore-removed", [bootstrap], ["pgha.restore.removed"], "pgha-orch-restore-stopped") }}
 {{ step("pgha-orch-restore-aside", postgres, ["pgha.restore.aside"], "pgha-orch-restore-removed",
         pillar={"pgha_run": {"stamp": stamp}}) }}
