@@ -158,6 +158,7 @@ def _check(cfg):
     errors += _check_tls(cfg)
     errors += _check_networks(cfg)
     errors += _check_backup(cfg)
+    errors += _check_names(cfg)
     return errors
 
 
@@ -346,6 +347,24 @@ BACKUP_COMPRESS = ("zst", "lz4", "gz", "bz2", "none")
 BACKUP_CIPHERS = ("aes-256-cbc", "none")
 BACKUP_ARCHIVE_TYPES = ("full", "diff", "incr")
 REPO2_REQUIRED = ("type", "bucket", "endpoint", "region", "path", "key", "key_secret")
+
+
+# A cluster or stanza name goes into shell commands PostgreSQL runs (archive_command),
+# pgBackRest's INI sections, systemd units and etcd keys: letters, digits, . _ - only.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def _check_names(cfg):
+    """pgha:cluster:name and pgha:backup:stanza are safe in every place they go."""
+    errors = []
+    for key, value in (("cluster:name", cfg["cluster"]["name"]), ("backup:stanza", cfg["backup"]["stanza"])):
+        if value is None and key == "backup:stanza":
+            continue  # the cluster's name
+        if not isinstance(value, str) or not SAFE_NAME.match(value):
+            errors.append(f"pgha:{key}: {value!r}; use letters, digits, '.', '_' and '-' only "
+                          "(at most 63, starting with a letter or digit): it goes into shell "
+                          "commands, pgBackRest's configuration and etcd keys")
+    return errors
 
 
 def _check_backup(cfg):

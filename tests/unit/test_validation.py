@@ -35,6 +35,8 @@ BAD = {
     "missing-password": ({"patroni": {"rewind": {"password": None}}}, "pgha:patroni:rewind:password: missing"),
     "missing-etcd-password": ({"etcd": {"root_password": None}},
                               "pgha:etcd:root_password: missing with pgha:etcd:auth on"),
+    "cluster-name-shell": ({"cluster": {"name": "pg ha;rm"}}, "pgha:cluster:name: 'pg ha;rm'; use letters"),
+    "stanza-name-shell": ({"backup": {"stanza": "main$(id)"}}, "pgha:backup:stanza: 'main$(id)'; use letters"),
     "timing": ({"patroni": {"dcs": {"retry_timeout": 6}}},
                "pgha:patroni:dcs: loop_wait + 2*retry_timeout = 22 exceeds ttl 20"),
     "ttl-below-minimum": ({"patroni": {"dcs": {"ttl": 10, "loop_wait": 2, "retry_timeout": 3}}},
