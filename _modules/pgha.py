@@ -356,10 +356,11 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 def _check_names(cfg):
     """pgha:cluster:name and pgha:backup:stanza are safe in every place they go."""
+    names = {"cluster:name": cfg["cluster"]["name"]}
+    if cfg["backup"]["stanza"] is not None:  # null: the cluster's name
+        names["backup:stanza"] = cfg["backup"]["stanza"]
     errors = []
-    for key, value in (("cluster:name", cfg["cluster"]["name"]), ("backup:stanza", cfg["backup"]["stanza"])):
-        if value is None and key == "backup:stanza":
-            continue  # the cluster's name
+    for key, value in names.items():
         if not isinstance(value, str) or not SAFE_NAME.match(value):
             errors.append(f"pgha:{key}: {value!r}; use letters, digits, '.', '_' and '-' only "
                           "(at most 63, starting with a letter or digit): it goes into shell "

@@ -11,7 +11,7 @@
 # that). Holds the maintenance lock. The new cluster has a new system identifier: the
 # stanza is upgraded to it, so archiving and backups go on in the same repository.
 {%- from "pgha/map.jinja" import pgha %}
-{%- from "orch/macros.jinja" import step, maintenance %}
+{%- from "orch/macros.jinja" import step, members_answer, maintenance %}
 {%- set postgres = pgha.postgres_members %}
 {%- set bootstrap = pgha.bootstrap_node %}
 {%- set replicas = postgres | reject("equalto", bootstrap) | list %}
@@ -40,15 +40,7 @@ pgha-orch-rebuild-allowed:
 
 # Every member answers before any is stopped: one out of reach would miss the stop, and
 # the run would end with the others down and nothing restored.
-pgha-orch-rebuild-members-answer:
-  salt.function:
-    - name: test.ping
-    - tgt: {{ postgres | join(",") | json }}
-    - tgt_type: list
-    - expect_minions: True
-    - failhard: True
-    - require:
-      - pgha: pgha-orch-rebuild-validate
+{{ members_answer("pgha-orch-rebuild-members-answer", postgres, "pgha:pgha-orch-rebuild-validate") }}
 
 {{ maintenance("pgha-orch-rebuild", "orch.rebuild", 4 * 3600) }}
 

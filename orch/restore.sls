@@ -16,7 +16,7 @@
 # from it, and the run ends with the end-to-end check through the front address. Patroni
 # takes the leader key itself; pgha never writes one.
 {%- from "pgha/map.jinja" import pgha %}
-{%- from "orch/macros.jinja" import step, maintenance %}
+{%- from "orch/macros.jinja" import step, members_answer, maintenance %}
 {%- set postgres = pgha.postgres_members %}
 {%- set bootstrap = pgha.bootstrap_node %}
 {%- set replicas = postgres | reject("equalto", bootstrap) | list %}
@@ -55,15 +55,7 @@ pgha-orch-restore-enabled:
 
 # Every member answers before any is stopped: one out of reach would miss the stop, and
 # the run would end with the others down and nothing restored.
-pgha-orch-restore-members-answer:
-  salt.function:
-    - name: test.ping
-    - tgt: {{ postgres | join(",") | json }}
-    - tgt_type: list
-    - expect_minions: True
-    - failhard: True
-    - require:
-      - salt: pgha-orch-restore-possible
+{{ members_answer("pgha-orch-restore-members-answer", postgres, "pgha-orch-restore-possible") }}
 
 {{ maintenance("pgha-orch-restore", "orch.restore", 4 * 3600) }}
 
