@@ -150,6 +150,7 @@ def _check(cfg):
     errors += _check_nodes(cfg, nodes)
     errors += _check_etcd_members(cfg)
     errors += _check_passwords(cfg)
+    errors += _check_profile(cfg)
     errors += _check_timing(cfg)
     errors += _check_frontend(cfg)
     errors += _check_packages(cfg)
@@ -485,6 +486,15 @@ def _check_passwords(cfg):
                           f"{'/'.join(sorted(roles))} nodes (keep it encrypted, e.g. with the "
                           "gpg renderer)")
     return errors
+
+
+def _check_profile(cfg):
+    """pgha:profile names a preset of salt/pgha/profiles.yaml on each axis."""
+    chosen = cfg.get("profile")
+    if not isinstance(chosen, dict):
+        return [f"pgha:profile: {chosen!r} is not a mapping of rto and rpo"]
+    return [f"pgha:profile:{axis}: {chosen.get(axis)!r} is not a profile; choose one of {', '.join(names)}"
+            for axis, names in sorted(cfg["profile_choices"].items()) if chosen.get(axis) not in names]
 
 
 def _check_timing(cfg):

@@ -8,6 +8,12 @@
 pgha:
   # The network, the nodes, the VIP, the application network and the wheelhouse come
   # from lab/pgha_lab/topology.py: pgha-lab writes them as lab_topology.sls.
+  # The failover timing at Patroni's floor (ttl 20, loop_wait 10) with 250 ms HAProxy
+  # checks, and zero data loss (synchronous replication): salt/pgha/profiles.yaml.
+  profile:
+    rto: fast
+    rpo: zero
+
   cluster:
     name: pgha
 

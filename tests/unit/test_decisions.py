@@ -180,3 +180,84 @@ def test_a_lease_is_held_by_one_owner_until_released_or_expired(tmp_path):
     assert lock.acquire(path, "maintenance", "orch.switchover/x", 60, now=182)[0] is True
     assert lock.release(path, "maintenance", "orch.switchover/x", now=183)["owner"] == "orch.switchover/x"
     assert lock.status(path, now=184) == {}
+
+
+# ---- etcd's leader kept off the Patroni primary (the root-run role-change watcher) --------
+
+leader_apart = load_file("salt/pgha/etcd/files/leader_apart.py")
+ME, P2, P3 = "11", "22", "33"
+MEMBERS = [{"ID": ME, "name": "pg-01"}, {"ID": P2, "name": "pg-02"}, {"ID": P3, "name": "pg-03"}]
+
+
+def view(leader=ME, applied=100, errors=()):
+    return {"leader": leader, "raftAppliedIndex": str(applied), "errors": list(errors)}
+
+
+def test_leadership_goes_to_the_most_caught_up_healthy_voter():
+    target, why = leader_apart.choose_target(ME, ME, MEMBERS, {P2: view(applied=90), P3: view(applied=95)})
+    assert (target, why) == (P3, None)
+
+
+def test_no_move_without_an_etcd_leader_or_when_another_member_leads():
+    assert leader_apart.choose_target(ME, "0", MEMBERS, {}) == (None, "etcd has no leader")
+    assert leader_apart.choose_target(ME, P2, MEMBERS, {})[1] == "etcd's leader is another member"
+
+
+def test_a_silent_disagreeing_alarmed_or_learner_member_is_never_the_target():
+    members = MEMBERS + [{"ID": "44", "name": "pg-04", "isLearner": True}]
+    views = {P2: "https://198.51.100.121:2379: timed out", P3: view(leader=P2), "44": view(applied=500)}
+    assert leader_apart.choose_target(ME, ME, members, views) == (
+        None, "no healthy voting member to take etcd leadership")
+    views[P3] = view(errors=["NOSPACE"])
+    assert leader_apart.choose_target(ME, ME, members, views)[0] is None
+
+
+class FakeClient:
+    """The script's Client with canned answers: Patroni's role, then etcd's statuses."""
+
+    def __init__(self, roles, statuses, peers):
+        self.roles, self.statuses, self.peers, self.moves = list(roles), list(statuses), peers, []
+
+    def patroni_role(self):
+        return self.roles.pop(0) if len(self.roles) > 1 else self.roles[0]
+
+    def login(self):
+        pass
+
+    def etcd(self, path, payload=None, url=None, timeout=2.0):
+        if path == "/v3/cluster/member/list":
+            return {"members": [dict(m, clientURLs=[f"https://{m['name']}:2379"]) for m in MEMBERS]}
+        if path == "/v3/maintenance/transfer-leadership":
+            self.moves.append(payload["targetID"])
+            self.statuses = [{"header": {"member_id": ME}, "leader": payload["targetID"]}]
+            return {}
+        if url:
+            return self.peers[url.split("//")[1].split(":")[0]]
+        return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+
+def run_with(monkeypatch, client):
+    monkeypatch.setattr(leader_apart, "Client", lambda cfg: client)
+    clock = iter(range(0, 1000))
+    return leader_apart.run({"name": "pg-01", "timeout": 10}, sleep=lambda s: None, clock=lambda: next(clock))
+
+
+def test_a_new_primary_leading_etcd_hands_it_over_once_etcd_has_a_leader(monkeypatch):
+    client = FakeClient(["replica", "primary"],
+                        [{"header": {"member_id": ME}, "leader": "0"}, {"header": {"member_id": ME}, "leader": ME}],
+                        {"pg-02": view(applied=7), "pg-03": view(applied=9)})
+    assert run_with(monkeypatch, client) == 0
+    assert client.moves == [P3]
+
+
+def test_a_replica_or_a_primary_not_leading_etcd_moves_nothing(monkeypatch):
+    leading = [{"header": {"member_id": ME}, "leader": ME}]
+    assert run_with(monkeypatch, replica := FakeClient(["replica"], leading, {})) == 0 and replica.moves == []
+    apart = FakeClient(["primary"], [{"header": {"member_id": ME}, "leader": P2}], {})
+    assert run_with(monkeypatch, apart) == 0 and apart.moves == []
+
+
+def test_no_healthy_target_gives_up_with_an_error_and_moves_nothing(monkeypatch):
+    client = FakeClient(["primary"], [{"header": {"member_id": ME}, "leader": ME}],
+                        {"pg-02": view(leader="0"), "pg-03": view(errors=["CORRUPT"])})
+    assert run_with(monkeypatch, client) == 1 and client.moves == []

@@ -80,6 +80,8 @@ BAD = {
     "repository": ({"postgres": {"repository": "ppa"}}, "pgha:postgres:repository: 'ppa'"),
     "pgdg-mirror-url": ({"postgres": {"repository": "pgdg", "pgdg": {"url": "apt.example"}}},
                         "pgha:postgres:pgdg:url: 'apt.example' is not an http(s) URL"),
+    "profile-unknown": ({"profile": {"rto": "ludicrous"}},
+                        "pgha:profile:rto: 'ludicrous' is not a profile; choose one of fast, norm, safe"),
     "tls-without-ca": ({"tls": {"enabled": True, "ca_cert": None}}, "pgha:tls:ca_cert: missing or not PEM"),
 }
 
@@ -112,3 +114,16 @@ def test_secrets_are_checked_by_role(minion):
 def test_wide_networks_need_a_confirmation(minion):
     wide = {"postgres": {"app_networks": ["0.0.0.0/0"], "allow_wide_networks": True}}
     assert minion(wide).modules.pgha.validate() == []
+
+
+def test_a_profile_sets_timing_and_checks_and_the_pillars_own_keys_win(minion):
+    cfg = minion({"profile": {"rto": "safe", "rpo": "bounded"}}).modules.pgha.config()
+    dcs = cfg["patroni"]["dcs"]
+    assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"], dcs["synchronous_mode"]) == (60, 10, 25, False)
+    assert (cfg["haproxy"]["check"]["inter"], cfg["haproxy"]["check"]["fall"]) == ("2s", 3)
+    assert cfg["patroni_dcs"]["ttl"] == 60  # what Patroni is given (bootstrap and dynamic config)
+    own = minion({"profile": {"rto": "safe"}, "patroni": {"dcs": {"ttl": 80}}}).modules.pgha.config()
+    assert (own["patroni"]["dcs"]["ttl"], own["patroni"]["dcs"]["retry_timeout"]) == (80, 25)
+    lab = minion().modules.pgha.config()
+    assert (lab["patroni"]["dcs"]["ttl"], lab["haproxy"]["check"]["downinter"]) == (20, "250ms")
+    assert lab["patroni"]["dcs"]["synchronous_mode"] is True

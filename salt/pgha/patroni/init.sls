@@ -4,5 +4,7 @@
 include:
   - pgha.patroni.package.install
   - pgha.patroni.config.file
+  # Patroni's on_role_change callback (the etcd leader watch) needs the postgres user.
+  - pgha.etcd.leader_watch
   - pgha.patroni.service.running
   - pgha.patroni.config.dynamic

@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Move etcd's Raft leadership off this node while its Patroni is the primary (pgha).
+
+Run as root by pgha-etcd-leader-apart.service, which pgha-etcd-leader-apart.path starts
+when Patroni's on_role_change callback touches the trigger file. What the trigger says
+is not trusted: the script asks the local Patroni and etcd itself and acts only when
+this node holds both leaderships. When one node holds both, losing it costs an etcd
+election first, and the new etcd leader restarts every lease at its full TTL: the
+Patroni failover then waits a whole extra lease.
+
+The move is a normal Raft transfer and never touches Patroni's leader key. It is made
+only to a voting member that answers, agrees on who leads, and reports no error; with
+no etcd leader (no quorum) it waits, up to the timeout, and then gives up.
+
+    leader_apart.py /etc/pgha/etcd-leader-apart.json
+"""
+
+import json
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+
+PRIMARY_ROLES = ("primary", "master")
+
+
+def choose_target(own_id, leader_id, members, views):
+    """(member id to hand leadership to, None) or (None, why not).
+
+    *members*: etcd's member list ({ID, name, isLearner}); *views*: {member id: that
+    member's /v3/maintenance/status answer, or an error string}."""
+    if not leader_id or str(leader_id) == "0":
+        return None, "etcd has no leader"
+    if str(leader_id) != str(own_id):
+        return None, "etcd's leader is another member"
+    candidates = []
+    for member in members:
+        mid = str(member.get("ID", ""))
+        if mid == str(own_id) or member.get("isLearner"):
+            continue
+        view = views.get(mid)
+        if not isinstance(view, dict):
+            continue
+        if str(view.get("leader", "")) != str(own_id) or view.get("errors"):
+            continue
+        candidates.append((int(view.get("raftAppliedIndex", 0)), member.get("name", ""), mid))
+    if not candidates:
+        return None, "no healthy voting member to take etcd leadership"
+    return max(candidates)[2], None
+
+
+class Client:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.ctx = None
+        tls = cfg.get("tls")
+        if tls:
+            self.ctx = ssl.create_default_context(cafile=tls["ca"])
+            self.ctx.load_cert_chain(tls["cert"], tls["key"])
+        self.token = None
+
+    def _call(self, url, payload=None, timeout=2.0, method=None, token=True):
+        data = None if payload is None else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.token and token:
+            headers["Authorization"] = self.token
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.ctx) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")
+            raise RuntimeError(f"{url} answered HTTP {exc.code}: {body}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise RuntimeError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+
+    def login(self):
+        auth = self.cfg.get("auth")
+        if not auth:
+            return
+        try:
+            self.token = self._call(self.cfg["etcd_url"] + "/v3/auth/authenticate", auth)["token"]
+        except RuntimeError as exc:
+            if "authentication is not enabled" not in str(exc):
+                raise
+
+    def etcd(self, path, payload=None, url=None, timeout=2.0):
+        # The token is the local member's (etcd's simple tokens are not shared): other
+        # members are only asked for their status, which needs none.
+        return self._call((url or self.cfg["etcd_url"]) + path, payload or {}, timeout=timeout,
+                          token=url is None)
+
+    def patroni_role(self):
+        return self._call(self.cfg["patroni_url"] + "/patroni", timeout=2.0, method="GET").get("role")
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def run(cfg, sleep=time.sleep, clock=time.monotonic):
+    client = Client(cfg)
+    deadline = clock() + float(cfg["timeout"])
+    # Patroni calls back right after the promotion; give its REST API a moment to agree.
+    while True:
+        try:
+            role = client.patroni_role()
+        except RuntimeError as exc:
+            role, why = None, str(exc)
+        if role in PRIMARY_ROLES:
+            break
+        if clock() > deadline:
+            log(f"nothing to do: Patroni on {cfg['name']} is {role or why}, not the primary")
+            return 0
+        sleep(0.2)
+    client.login()
+    while True:
+        try:
+            own = client.etcd("/v3/maintenance/status")
+            members = client.etcd("/v3/cluster/member/list").get("members", [])
+            own_id, leader_id = own["header"]["member_id"], own.get("leader")
+            if leader_id and str(leader_id) not in ("0", str(own_id)):
+                log(f"etcd's leader is already apart from {cfg['name']}, the Patroni primary")
+                return 0
+            views = {}
+            for member in members:
+                mid = str(member.get("ID", ""))
+                if mid == str(own_id) or not member.get("clientURLs"):
+                    continue
+                try:
+                    views[mid] = client.etcd("/v3/maintenance/status", url=member["clientURLs"][0], timeout=1.0)
+                except RuntimeError as exc:
+                    views[mid] = str(exc)
+            target, why = choose_target(own_id, leader_id, members, views)
+        except (RuntimeError, KeyError) as exc:
+            target, why = None, f"etcd does not answer: {exc}"
+        if target is not None:
+            break
+        if clock() > deadline:
+            log(f"etcd leadership left on {cfg['name']}, the Patroni primary: {why}")
+            return 1
+        sleep(0.3)
+    names = {str(m.get("ID")): m.get("name") for m in members}
+    client.etcd("/v3/maintenance/transfer-leadership", {"targetID": target}, timeout=5.0)
+    while clock() <= deadline:
+        if str(client.etcd("/v3/maintenance/status").get("leader")) == target:
+            log(f"moved etcd leadership from {cfg['name']} (the Patroni primary) to {names.get(target, target)}")
+            return 0
+        sleep(0.1)
+    log(f"etcd leadership did not reach {names.get(target, target)} within {cfg['timeout']}s")
+    return 1
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as fh:
+        cfg = json.load(fh)
+    try:
+        return run(cfg)
+    except RuntimeError as exc:
+        log(f"etcd leadership not moved: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
