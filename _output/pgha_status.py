@@ -58,6 +58,10 @@ def output(data, **kwargs):  # pylint: disable=unused-argument
         holders = ", ".join(vip["holders"]) or "nobody"
         answers = "answers" if vip["answers"] else "DOES NOT ANSWER"
         out += ["", f"VIP {vip['address']}:{vip['port']} held by {holders}, {answers}"]
+    conninfo = data.get("conninfo") or {}
+    if conninfo:
+        out += ["", "Without the proxy (libpq multi-host; add user=, dbname=, sslrootcert=)"]
+        out += [f"  {kind:<8} {conninfo[kind]}" for kind in ("writer", "readers") if kind in conninfo]
     backups = data.get("backups") or {}
     repo = backups.get("repository") or {}
     if backups:

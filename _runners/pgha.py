@@ -181,6 +181,8 @@ def status():
         "haproxy": backends,
         "vip": {"address": vip, "port": port, "holders": holders, "answers": answers},
         "backups": backups,
+        # The proxy-free path: libpq fails over by itself (README: Connecting).
+        "conninfo": cfg["client_conninfo"],
     }
     return {"outputter": "pgha_status", "data": data, "retcode": 0 if not problems else 1}
 

@@ -22,8 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
 
@@ -32,7 +30,6 @@ from pgha_lab.topology import NODES, VIP  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
 PILLAR = labpillar.raw()
-DEFAULTS = yaml.safe_load((REPO / "salt" / "pgha" / "defaults.yaml").read_text())["pgha"]
 PASSWORD = PILLAR["patroni"]["superuser"]["password"]
 PG = faults.PG
 
@@ -238,7 +235,8 @@ def plot(results: dict, path: Path) -> None:
 def table(results: dict) -> str:
     """The figures of every section this run (or an earlier one in results.json) has."""
     dcs = results["settings"]["patroni_dcs"]
-    bound = 1.1 * (dcs["ttl"] - dcs["loop_wait"] / 2) + 2
+    median_bound = dcs["ttl"] - dcs["loop_wait"] / 2 + 2
+    bound = dcs["ttl"] + 2
     rows = []
     if "deploy" in results:
         rows += [("orch.deploy from bare nodes", f"{results['deploy']['from_bare_nodes_s']} s", "<= 300 s"),
@@ -246,12 +244,12 @@ def table(results: dict) -> str:
     if "switchover" in results:
         sw = results["switchover"]["summary"]
         rows.append((f"switchover write gap (n={sw['n']})",
-                     f"median {sw['median']:.2f} s, max {sw['max']:.2f} s", "<= 2 s median"))
+                     f"median {sw['median']:.2f} s, max {sw['max']:.2f} s", "<= 1.5 s median, <= 2.0 s max"))
     if "power_cut" in results:
         pc = results["power_cut"]["summary"]
         rows.append((f"leader power-cut write gap (n={pc['n']})",
                      f"median {pc['median']:.2f} s, max {pc['max']:.2f} s",
-                     f"<= 15 s median and <= {bound:.1f} s"))
+                     f"<= {median_bound:.1f} s median, <= {bound:.1f} s max"))
     for kind, r in results.get("faults", {}).items():
         rows.append((f"fault {kind}", f"lost {len(r['lost'])} of {r['acked']}, gap {r['write_gap']:.2f} s, "
                      f"split brain {len(r['client_split_brain']) + len(r['node_split_brain'])}, "
@@ -267,7 +265,7 @@ def table(results: dict) -> str:
                  ("orch.restore to a point in time, until writes work", f"{b['restore_s']} s", "")]
     for mode, r in results.get("pgbench", {}).items():
         rows.append((f"pgbench {mode} tps (vip / direct)", f"{r['vip']} / {r['direct']} = {r['ratio']}",
-                     ">= 0.90"))
+                     ">= 0.80" if mode == "select-only" else ">= 0.90"))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'figure':<{width}}  {'measured':<58}  target", "-" * (width + 80)]
     lines += [f"{a:<{width}}  {b:<58}  {c}" for a, b, c in rows]
@@ -291,19 +289,24 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     previous = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
 
-    dcs = {**DEFAULTS["patroni"]["dcs"], **PILLAR.get("patroni", {}).get("dcs", {})}
-    haproxy = {**DEFAULTS["haproxy"]["check"], **PILLAR.get("haproxy", {}).get("check", {})}
-    results = {"settings": {"patroni_dcs": {k: dcs[k] for k in ("ttl", "loop_wait", "retry_timeout",
+    if "deploy" in only:
+        deployed = timed_deploy()
+    else:
+        deployed = previous.get("deploy")
+        lab.start_master()  # and wait for (or recover) the running minions
+    # The settings as map.jinja resolves them (defaults, the rto/rpo profile, pillar).
+    cfg = salt_json(PG[0], "pgha.config")
+    dcs, haproxy = cfg["patroni"]["dcs"], cfg["haproxy"]["check"]
+    results = {"settings": {"profile": cfg["profile"],
+                            "patroni_dcs": {k: dcs[k] for k in ("ttl", "loop_wait", "retry_timeout",
                                                                  "primary_start_timeout",
                                                                  "synchronous_mode", "failsafe_mode")},
-                            "haproxy_check": haproxy,
-                            "keepalived_advert_int": DEFAULTS["keepalived"]["advert_int"]},
+                            "haproxy_check": haproxy, "haproxy_timeout_connect": cfg["haproxy"]["timeout"]["connect"],
+                            "keepalived_advert_int": cfg["keepalived"]["advert_int"]},
                "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     results = {**previous, **results}
-    if "deploy" in only:
-        results["deploy"] = timed_deploy()
-    else:
-        lab.start_master()  # and wait for (or recover) the running minions
+    if deployed:
+        results["deploy"] = deployed
 
     if "switchover" in only:
         log(f"{args.runs} switchovers")

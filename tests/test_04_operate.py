@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PG_NODES, PILLAR, orchestrate, pillar_override, salt_data, sql, wait_for, wait_for_minions, wait_healthy
+from conftest import (
+    PG_NODES,
+    PILLAR,
+    SUPERUSER,
+    orchestrate,
+    pg_connect,
+    pillar_override,
+    salt_data,
+    sql,
+    wait_for,
+    wait_for_minions,
+    wait_healthy,
+)
 
 from pgha_lab import lab as lab_api
 from pgha_lab import node as lab_node
-from pgha_lab.topology import NODES
+from pgha_lab.topology import NODES, VIP
 
 
 def call(salt_cli, fun, *args, minion="pg-01", timeout=120):
@@ -303,3 +315,93 @@ def test_status_runner_exit_code_follows_cluster_health(cluster, salt_run_cli, l
     wait_healthy(salt_cli)
     for name in PG_NODES:
         assert lab_node.is_running(NODES[name])
+
+
+# ---- failover speed: etcd's leader, client sessions, the proxy-free path ------------------
+
+def test_a_new_primary_hands_etcd_leadership_on_at_once_and_no_session_stays_on_the_old(cluster, salt_cli, lab):
+    """etcd's leader is put on the switchover's candidate first (the case the watcher is
+    for). Patroni's switchover is asked directly, not through orch.switchover, whose own
+    pgha.etcd.leader step would move it too. Meanwhile a client keeps opening sessions
+    through the VIP's writer port and holds each one open."""
+    import threading
+    import time
+
+    import psycopg
+
+    from pgha_lab import workload
+
+    wait_healthy(salt_cli)
+    roles = wait_for(lambda: (r := {m["member"]: m["role"] for m in call(salt_cli, "patroni.list")[1]})
+                     and "sync_standby" in r.values() and r, 60, "a synchronous standby")
+    old = next(n for n, r in roles.items() if r == "leader")
+    candidate = next(n for n, r in roles.items() if r == "sync_standby")
+    rc, _, out = call(salt_cli, "etcd3.move_leader", f"to={candidate}")
+    assert rc == 0 and workload.etcd_leader(PG_NODES) == candidate, out
+
+    held, halt = [], threading.Event()
+
+    def hold_sessions():
+        while not halt.is_set():
+            try:
+                held.append(pg_connect(VIP, 5432, application_name="pgha-held"))
+            except psycopg.Error:
+                pass
+            halt.wait(0.1)
+
+    holder = threading.Thread(target=hold_sessions, daemon=True)
+    holder.start()
+    try:
+        rc, _, out = call(salt_cli, "patroni.switchover", f"leader={old}", f"candidate={candidate}")
+        assert rc == 0, out
+        promoted = wait_for(lambda: workload.leader(workload.member_states(PG_NODES)) == candidate
+                            and time.monotonic(), 30, f"{candidate} to lead", interval=0.1)
+        moved = wait_for(lambda: workload.etcd_leader(PG_NODES) not in (candidate, None) and time.monotonic(),
+                         20, f"etcd's leadership to leave {candidate}", interval=0.1)
+        assert moved - promoted <= 2.0, f"etcd's leader left the new primary {moved - promoted:.2f}s after it led"
+        journal = lab.exec_(NODES[candidate], ["journalctl", "-u", "pgha-etcd-leader-apart.service",
+                                               "--no-pager", "-n", "20"]).stdout
+        assert f"moved etcd leadership from {candidate} (the Patroni primary)" in journal, journal
+        # HAProxy marks the old primary down (two checks at fastinter) and cuts its sessions.
+        time.sleep(3)
+    finally:
+        halt.set()
+        holder.join(timeout=10)
+    try:
+        left = sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgha-held'",
+                   host=NODES[old].address)[0][0]
+        assert left == 0, f"{left} client session(s) through the writer port stayed on the demoted {old}"
+        alive = []
+        for conn in held:
+            try:
+                alive.append(conn.execute("SELECT host(inet_server_addr()), pg_is_in_recovery()").fetchone())
+            except psycopg.Error:
+                pass
+        assert alive and set(alive) == {(NODES[candidate].address, False)}, alive
+    finally:
+        for conn in held:
+            conn.close()
+    wait_healthy(salt_cli)
+
+
+def test_the_multi_host_strings_of_pgha_status_reach_the_primary_and_a_replica(cluster, salt_run_cli, salt_cli):
+    import psycopg
+
+    from pgha_lab import tls
+
+    status = salt_run_cli.run("pgha.status", _timeout=90)
+    conninfo = status.data["data"]["conninfo"]
+    hosts = ",".join(NODES[n].address for n in PG_NODES)
+    assert conninfo["writer"].startswith(f"host={hosts} port=5432") and \
+        "target_session_attrs=read-write" in conninfo["writer"], conninfo
+    assert "target_session_attrs=prefer-standby load_balance_hosts=random" in conninfo["readers"], conninfo
+    extra = dict(user=SUPERUSER.get("username", "postgres"), password=SUPERUSER["password"], dbname="postgres",
+                 sslrootcert=tls.client()["ca"])
+    primary = leader(salt_cli)
+    with psycopg.connect(conninfo["writer"], **extra) as conn:
+        assert conn.execute("SELECT host(inet_server_addr()), pg_is_in_recovery()").fetchone() == \
+            (NODES[primary].address, False)
+    replicas = {NODES[n].address for n in PG_NODES if n != primary}
+    with psycopg.connect(conninfo["readers"], **extra) as conn:
+        served, in_recovery = conn.execute("SELECT host(inet_server_addr()), pg_is_in_recovery()").fetchone()
+    assert served in replicas and in_recovery is True

@@ -42,6 +42,22 @@ def _status(as_json: bool) -> int:
     return 0
 
 
+def _client_conninfo(cfg: dict) -> dict | None:
+    """The multi-host connection strings as map.jinja derives them (one source), asked
+    from a postgres minion; None when the master or the minion does not answer."""
+    import subprocess
+
+    minion = next((n for n, spec in sorted(cfg["nodes"].items()) if "postgres" in spec["roles"]), None)
+    if minion is None:
+        return None
+    proc = subprocess.run([master.venv_bin("salt"), "-c", str(master.MASTER_CONFIG_DIR), minion, "pgha.config",
+                           "--out=json", "--static", "--timeout=20"], capture_output=True, text=True)
+    try:
+        return json.loads(proc.stdout)[minion]["client_conninfo"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _info() -> int:
     """Connection strings, from the lab pillar merged over the formula's defaults."""
     from . import labpillar
@@ -50,6 +66,11 @@ def _info() -> int:
     print(f"writer (primary):  postgresql://{user}@{vip}:{haproxy['writer_port']}/postgres")
     print(f"reader (replicas): postgresql://{user}@{vip}:{haproxy['reader_port']}/postgres")
     print("password:          pgha:patroni:superuser:password in pillar/pgha_secrets/postgres.sls")
+    conninfo = _client_conninfo(cfg)
+    if conninfo:
+        print("without the proxy (libpq multi-host strings, as salt-run pgha.status shows them):")
+        for kind in ("writer", "readers"):
+            print(f"  {kind + ':':<16} {conninfo[kind]} user={user} sslrootcert=/var/lib/pgha-lab/tls/ca.crt")
     for name, spec in sorted(cfg["nodes"].items()):
         if "haproxy" in spec["roles"]:
             print(f"HAProxy stats:     https://{spec['address']}:{haproxy['stats']['port']}/ ({name}; "

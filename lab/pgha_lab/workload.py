@@ -179,6 +179,24 @@ def rest_get(name: str, path: str, timeout: float = 2):
                         verify=tls.client()["ca"])
 
 
+def etcd_leader(nodes: list[str], timeout: float = 1) -> str | None:
+    """The member etcd's members agree leads, asked from the host (each member's
+    /v3/maintenance/status gives its own id and its leader's); None if they disagree
+    or none answers."""
+    client = tls.client()
+    ids, leaders = {}, set()
+    for name in nodes:
+        try:
+            resp = requests.post(f"https://{NODES[name].address}:2379/v3/maintenance/status", json={},
+                                 timeout=timeout, verify=client["ca"], cert=(client["cert"], client["key"]))
+            body = resp.json()
+        except (requests.RequestException, ValueError):
+            continue
+        ids[body.get("header", {}).get("member_id")] = name
+        leaders.add(body.get("leader"))
+    return ids.get(leaders.pop()) if len(leaders) == 1 else None
+
+
 def member_states(nodes: list[str]) -> dict:
     """Each member's report about itself (GET /patroni), None when it does not answer.
 
