@@ -289,10 +289,10 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     previous = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
 
+    deployed = None
     if "deploy" in only:
         deployed = timed_deploy()
     else:
-        deployed = previous.get("deploy")
         lab.start_master()  # and wait for (or recover) the running minions
     # The settings as map.jinja resolves them (defaults, the rto/rpo profile, pillar).
     cfg = salt_json(PG[0], "pgha.config")

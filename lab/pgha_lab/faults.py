@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import net, tls, workload
+from . import net, workload
 from . import node as lab_node
 from .sh import LabError
 from .topology import NODES, VIP, members
@@ -23,25 +23,6 @@ def _sh(name: str, script: str) -> None:
     proc = lab_node.exec_(NODES[name], ["sh", "-c", script], timeout=60)
     if proc.returncode != 0:
         raise LabError(f"{name}: {script}: {proc.stderr.strip() or proc.stdout.strip()}")
-
-
-def _etcd_leader() -> str | None:
-    """The etcd leader's name, asked of the first member that answers."""
-    import requests
-    for name in PG:
-        try:
-            base = f"https://{NODES[name].address}:2379"
-            client = tls.client()
-            opts = {"json": {}, "timeout": 2, "verify": client["ca"],
-                    "cert": (client["cert"], client["key"])}
-            status = requests.post(f"{base}/v3/maintenance/status", **opts).json()
-            members = requests.post(f"{base}/v3/cluster/member/list", **opts).json()
-            for m in members["members"]:
-                if m["ID"] == status["leader"]:
-                    return m["name"]
-        except Exception:  # noqa: BLE001 - try the next member
-            continue
-    return None
 
 
 def _vip_holder() -> str | None:
@@ -96,11 +77,11 @@ def inject(kind: str, states: dict) -> Fault:
         _sh(leader, "kill -9 $(head -1 /var/lib/postgresql/17/pgha/postmaster.pid)")
         return Fault(kind, [leader], lambda: None)
     if kind == "etcd_one_lost":
-        victim = _etcd_leader() or PG[0]
+        victim = workload.etcd_leader(PG) or PG[0]
         _sh(victim, "systemctl stop etcd")
         return Fault(kind, [victim], lambda: _sh(victim, "systemctl start etcd"))
     if kind == "etcd_two_lost":
-        first = _etcd_leader() or PG[0]
+        first = workload.etcd_leader(PG) or PG[0]
         second = next(n for n in PG if n != first)
         _sh(first, "systemctl stop etcd")
         _sh(second, "systemctl stop etcd")

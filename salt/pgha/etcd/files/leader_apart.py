@@ -25,15 +25,26 @@ import urllib.request
 PRIMARY_ROLES = ("primary", "master")
 
 
+LEADS_ELSEWHERE = "etcd's leader is another member"
+
+
+def why_not_leading(own_id, leader_id):
+    """None when this member leads etcd; else why there is nothing to hand over."""
+    if not leader_id or str(leader_id) == "0":
+        return "etcd has no leader"
+    if str(leader_id) != str(own_id):
+        return LEADS_ELSEWHERE
+    return None
+
+
 def choose_target(own_id, leader_id, members, views):
     """(member id to hand leadership to, None) or (None, why not).
 
     *members*: etcd's member list ({ID, name, isLearner}); *views*: {member id: that
     member's /v3/maintenance/status answer, or an error string}."""
-    if not leader_id or str(leader_id) == "0":
-        return None, "etcd has no leader"
-    if str(leader_id) != str(own_id):
-        return None, "etcd's leader is another member"
+    why = why_not_leading(own_id, leader_id)
+    if why:
+        return None, why
     candidates = []
     for member in members:
         mid = str(member.get("ID", ""))
@@ -103,6 +114,7 @@ def run(cfg, sleep=time.sleep, clock=time.monotonic):
     client = Client(cfg)
     deadline = clock() + float(cfg["timeout"])
     # Patroni calls back right after the promotion; give its REST API a moment to agree.
+    why = "no answer"
     while True:
         try:
             role = client.patroni_role()
@@ -120,7 +132,8 @@ def run(cfg, sleep=time.sleep, clock=time.monotonic):
             own = client.etcd("/v3/maintenance/status")
             members = client.etcd("/v3/cluster/member/list").get("members", [])
             own_id, leader_id = own["header"]["member_id"], own.get("leader")
-            if leader_id and str(leader_id) not in ("0", str(own_id)):
+            # Before asking the other members: nothing to do if another one leads.
+            if why_not_leading(own_id, leader_id) == LEADS_ELSEWHERE:
                 log(f"etcd's leader is already apart from {cfg['name']}, the Patroni primary")
                 return 0
             views = {}
