@@ -136,13 +136,16 @@ def test_pgha_status_and_backup_fresh_report_a_backup_older_than_its_bound(clust
 
 def fingerprint() -> dict:
     """What a refused restore must leave as it was: each member's system identifier,
-    timeline and postmaster start time."""
+    postmaster start time, role and timeline. The timeline is the one Patroni reports (the
+    one a member runs on), not pg_control_checkpoint()'s: a replica's control file only
+    takes a new timeline at its next restartpoint, which may fall within the test."""
+    states = workload.member_states(PG_NODES)
     out = {}
     for node in PG_NODES:
-        row = sql("SELECT system_identifier, pg_postmaster_start_time()::text, "
-                  "(SELECT timeline_id FROM pg_control_checkpoint()) FROM pg_control_system()",
+        row = sql("SELECT system_identifier, pg_postmaster_start_time()::text FROM pg_control_system()",
                   host=NODES[node].address)[0]
-        out[node] = tuple(row)
+        state = states[node] or {}
+        out[node] = (*row, state.get("role"), state.get("timeline"))
     return out
 
 
@@ -213,7 +216,7 @@ def test_orch_restore_across_a_failover_brings_back_every_row_before_the_target_
     states = wait_for(lambda: (s := workload.member_states(PG_NODES)) and workload.healthy(s) and s,
                       300, "three members streaming")
     timelines = {st["timeline"] for st in states.values()}
-    assert len(timelines) == 1 and timelines.pop() > max(row[2] for row in before.values()), states
+    assert len(timelines) == 1 and timelines.pop() > max(row[3] for row in before.values()), states
     with pg_connect() as conn:
         conn.execute("INSERT INTO pgha_pitr VALUES (1000)")
     # The promoted member archives on its new timeline with no one touching it:
