@@ -23,6 +23,10 @@ $(STAMP): requirements.txt lab/pyproject.toml
 
 venv: $(STAMP)
 
+# promtool and amtool from the monitor node's Debian packages, for the fast tier.
+$(BIN)/promtool $(BIN)/amtool: lab/prometheus-tools.sh | $(STAMP)
+	@lab/prometheus-tools.sh $(BIN)
+
 lab: host venv
 	$(BIN)/pgha-lab up
 	$(BIN)/salt-run state.orchestrate orch.deploy
@@ -38,7 +42,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/salt-lint $$(find salt orch reactor -name '*.sls' | sort)
 
-unit: lint
+unit: lint $(BIN)/promtool $(BIN)/amtool
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
 test: unit host

@@ -20,7 +20,7 @@ __virtualname__ = "pgha"
 
 # Patroni's own floors (patroni/config.py: _validate_and_adjust_timeouts).
 PATRONI_MIN = {"ttl": 20, "loop_wait": 1, "retry_timeout": 3}
-ROLES = ("postgres", "haproxy", "backup")
+ROLES = ("postgres", "haproxy", "backup", "monitor")
 # What a node entry may hold (pillar.example documents each).
 NODE_KEYS = ("address", "roles", "priority", "tags", "etcd_join", "state")
 FRONTENDS = ("keepalived", "hetzner")
@@ -40,6 +40,10 @@ OPEN_MAPS = {
     ("patroni", "dcs", "postgresql", "parameters"),
     ("hetzner", "load_balancer", "labels"),
     ("backup", "package_versions"),
+    ("monitoring", "node_exporter", "package_versions"),
+    ("monitoring", "postgres_exporter", "package_versions"),
+    ("monitoring", "prometheus", "package_versions"),
+    ("monitoring", "alertmanager", "package_versions"),
     ("backup", "repo2"),
 }
 
@@ -159,6 +163,7 @@ def _check(cfg):
     errors += _check_tls(cfg)
     errors += _check_networks(cfg)
     errors += _check_backup(cfg)
+    errors += _check_monitoring(cfg)
     errors += _check_names(cfg)
     return errors
 
@@ -457,8 +462,13 @@ ROLE_SECRETS = {
                  ("patroni", "rewind", "password"), ("patroni", "restapi", "password")],
     "haproxy": [("haproxy", "stats", "password")],
     "backup": [],
+    "monitor": [],
 }
 ETCD_SECRETS = [("etcd", "root_password"), ("etcd", "patroni_password")]
+# With monitoring on: the exporter's login role (postgres nodes), and the webhook's
+# token (monitor nodes, and the master, which checks it) when a webhook is set.
+MONITORING_SECRETS = {"postgres": [("monitoring", "postgres_exporter", "password")]}
+WEBHOOK_SECRET = ("monitoring", "alertmanager", "webhook", "token")
 
 
 def _roles_of(cfg):
@@ -475,6 +485,11 @@ def _check_passwords(cfg):
     wanted = [path for role in sorted(roles) for path in ROLE_SECRETS[role]]
     if "postgres" in roles and cfg["etcd"]["auth"]:
         wanted += ETCD_SECRETS
+    if cfg["monitoring_ready"]:
+        wanted += [path for role in sorted(roles) for path in MONITORING_SECRETS.get(role, [])]
+        if cfg["monitoring"]["alertmanager"]["webhook"]["url"] and (
+                "monitor" in roles or cfg["id"] not in cfg["nodes"]):
+            wanted.append(WEBHOOK_SECRET)
     errors = []
     for path in wanted:
         value = cfg
@@ -485,6 +500,29 @@ def _check_passwords(cfg):
             errors.append(f"pgha:{':'.join(path)}: missing{why}; set it in the pillar of the "
                           f"{'/'.join(sorted(roles))} nodes (keep it encrypted, e.g. with the "
                           "gpg renderer)")
+    return errors
+
+
+def _check_monitoring(cfg):
+    """The monitor role's settings: the webhook over HTTPS, and receivers Alertmanager
+    can load (a mapping with a name of its own)."""
+    if not cfg["monitoring_ready"]:
+        return []
+    mon, errors = cfg["monitoring"], []
+    url = mon["alertmanager"]["webhook"]["url"]
+    if url and not str(url).startswith("https://"):
+        errors.append(f"pgha:monitoring:alertmanager:webhook:url: {url!r} is not https://; the token "
+                      "would cross the network in clear text")
+    receivers = mon["alertmanager"]["receivers"]
+    if not isinstance(receivers, list):
+        return errors + [f"pgha:monitoring:alertmanager:receivers: {receivers!r} is not a list"]
+    names = []
+    for i, receiver in enumerate(receivers):
+        name = receiver.get("name") if isinstance(receiver, dict) else None
+        if not isinstance(name, str) or not name or name == "salt" or name in names:
+            errors.append(f"pgha:monitoring:alertmanager:receivers[{i}]: needs a name of its own "
+                          "(not 'salt', which pgha's webhook receiver has, nor a repeated one)")
+        names.append(name)
     return errors
 
 

@@ -256,17 +256,110 @@ def gate(tag, data, reaction):
     if result["rejected"]:
         result["why"] = "rejected: " + "; ".join(verdict["problems"])
         return result
+    result["why"] = heal_blocked(reaction)
+    result["act"] = not result["why"]
+    return result
+
+
+def heal_blocked(reaction):
+    """
+    Why self-healing's *reaction* may not act now ("" when it may): healing off
+    (``pgha:heal:enabled`` or the reaction's own switch), or the maintenance lock held
+    by an operator or an orchestration.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd pgha_event.heal_blocked exporters
+    """
     heal = __salt__["pgha.config"]()["heal"]
     if not heal["enabled"] or not heal.get(reaction, False):
-        result["why"] = f"self-healing is off (pgha:heal:enabled, pgha:heal:{reaction})"
-        return result
+        return f"self-healing is off (pgha:heal:enabled, pgha:heal:{reaction})"
     maintenance = __salt__["pgha.leases"]().get("maintenance")
     if maintenance and maintenance.get("kind") == "operator":
-        result["why"] = (f"maintenance by {maintenance['owner']}: "
-                         f"{maintenance.get('reason') or 'no reason given'}")
-        return result
+        return (f"maintenance by {maintenance['owner']}: "
+                f"{maintenance.get('reason') or 'no reason given'}")
     if maintenance:
-        result["why"] = f"{maintenance['owner']} is running (it holds the maintenance lock)"
-        return result
-    result["act"] = True
-    return result
+        return f"{maintenance['owner']} is running (it holds the maintenance lock)"
+    return ""
+
+
+# ---- Alertmanager's webhook ------------------------------------------------------------
+# salt-api (rest_cherrypy, /hook/pgha/alert) puts whatever was posted on the bus as
+# salt/netapi/hook/pgha/alert: anyone who reaches the port can post. The reactor hands
+# on only the SHA-256 of the Authorization header (the token never lands in a job's
+# pillar) and the body; an alert becomes an event only when the token matches.
+
+ALERT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+ALERT_STATUSES = ("firing", "resolved")
+# The labels an alert event carries on, each bounded; anything else is dropped.
+ALERT_LABELS = ("alertname", "severity", "member", "job", "instance", "cluster", "kind", "subject",
+                "stanza", "vip", "cert", "mountpoint", "proxy")
+MAX_ALERTS = 50
+MAX_LABEL = 200
+
+
+def webhook_problems(auth_sha256, token, post, nodes):
+    """
+    Judge one webhook post: ``(problems, alerts)``. *problems* non-empty means refuse
+    the whole post. *alerts* are the post's alerts as pgha passes them on: ``{name,
+    status, member, labels, summary, starts_at, ends_at, fingerprint}``, member None
+    when the alert names no node of *nodes*. A plain function of what arrived.
+    """
+    import hashlib  # pylint: disable=import-outside-toplevel
+    import hmac  # pylint: disable=import-outside-toplevel
+
+    if not token:
+        return ["the master has no pgha:monitoring:alertmanager:webhook:token"], []
+    expected = hashlib.sha256(f"Bearer {token}".encode()).hexdigest()
+    if not hmac.compare_digest(str(auth_sha256 or ""), expected):
+        return ["no valid token (Authorization: Bearer ...)"], []
+    if not isinstance(post, dict) or not isinstance(post.get("alerts"), list):
+        return ["the post is not an Alertmanager webhook payload (no alerts list)"], []
+    if len(post["alerts"]) > MAX_ALERTS:
+        return [f"{len(post['alerts'])} alerts in one post, more than {MAX_ALERTS}"], []
+    found, alerts = [], []
+    for i, alert in enumerate(post["alerts"]):
+        labels = alert.get("labels") if isinstance(alert, dict) else None
+        if not isinstance(labels, dict):
+            found.append(f"alert {i}: no labels")
+            continue
+        name, status = labels.get("alertname"), alert.get("status")
+        if not isinstance(name, str) or not ALERT_NAME.match(name):
+            found.append(f"alert {i}: alertname {name!r} is not a plain name")
+            continue
+        if status not in ALERT_STATUSES:
+            found.append(f"alert {i} ({name}): status {status!r}")
+            continue
+        kept = {k: str(labels[k])[:MAX_LABEL] for k in ALERT_LABELS if k in labels}
+        member = kept.get("member")
+        annotations = alert.get("annotations") if isinstance(alert.get("annotations"), dict) else {}
+        alerts.append({"name": name, "status": status,
+                       "member": member if member in nodes else None, "labels": kept,
+                       "summary": str(annotations.get("summary", ""))[:MAX_LABEL * 2],
+                       "starts_at": str(alert.get("startsAt", ""))[:40],
+                       "ends_at": str(alert.get("endsAt", ""))[:40],
+                       "fingerprint": str(alert.get("fingerprint", ""))[:40]})
+    return found, alerts
+
+
+def webhook(auth_sha256, post):
+    """
+    Decide on the master whether an Alertmanager webhook post (salt-api's
+    salt/netapi/hook/pgha/alert event) is genuine: ``{trusted, problems, alerts}``.
+    orch/heal/alert.sls fires one pgha/alert/prometheus/<name> event per alert of a
+    trusted post, and pgha/alert/rejected_webhook for any other.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run salt.cmd pgha_event.webhook <sha256 of "Bearer <token>"> '{"alerts": []}'
+    """
+    cfg = __salt__["pgha.config"](redact=False)
+    token = cfg["monitoring"]["alertmanager"]["webhook"]["token"]
+    found, alerts = webhook_problems(auth_sha256, token, post, cfg["nodes"])
+    if found:
+        log.warning("pgha: refusing a webhook post: %s", "; ".join(found))
+    return {"trusted": not found, "problems": found, "alerts": alerts if not found else []}

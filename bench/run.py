@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
 
-from pgha_lab import faults, lab, labpillar, workload  # noqa: E402
+from pgha_lab import faults, lab, labpillar, tls, workload  # noqa: E402
 from pgha_lab.topology import NODES, VIP  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
@@ -71,21 +71,28 @@ def timed_deploy() -> dict:
     return {"from_bare_nodes_s": round(cold, 1), "no_change_rerun_s": round(rerun, 1)}
 
 
-def switchover_gap() -> dict:
+def switchover_gap(multi_host: str) -> dict:
+    """One orch.switchover under two writers: through the VIP, and on the libpq
+    multi-host string (no proxy)."""
     wait_healthy()
     start_id = workload.prepare_table(PASSWORD)
     writer = workload.Writer(PASSWORD, start_id=start_id)
+    direct = workload.Writer(PASSWORD, start_id=start_id + 10**9, conninfo=multi_host)
     writer.start()
+    direct.start()
     time.sleep(2)
     t0 = time.monotonic()
     salt_run("state.orchestrate", "orch.switchover")
     time.sleep(2)
     writer.stop()
+    direct.stop()
     gap, before, after = workload.longest_gap(writer.acks, t0)
-    lost = workload.missing_rows(PASSWORD, [a.id for a in writer.acks])
+    lost = workload.missing_rows(PASSWORD, [a.id for a in writer.acks + direct.acks])
     timeline = workload.Timeline(origin=before, acks=[a.acked for a in writer.acks],
                                  marks={"last write before": 0.0, "first write after": after - before})
     return {"gap": round(gap, 3), "lost": len(lost), "acked": len(writer.acks),
+            "multi_host_gap": round(workload.longest_gap(direct.acks, t0)[0], 3),
+            "multi_host_acked": len(direct.acks),
             "split_brain": workload.client_split_brain(writer.acks),
             "timeline": {"bins": timeline.bins(), "marks": timeline.marks}}
 
@@ -101,35 +108,61 @@ def keep_etcd_leader_apart(ttl: int) -> None:
         time.sleep(ttl + 2)
 
 
-def fault_run(kind: str, ttl: int) -> dict:
+def put_etcd_leader_on_primary(ttl: int) -> None:
+    """The case pgha avoids, forced to show what it costs: etcd's leader on the Patroni
+    primary, so that one power cut loses both leaders. Then a full ttl, as above."""
+    leader = workload.leader(workload.member_states(PG))
+    proc = salt(leader, "etcd3.move_leader", f"to={leader}", "--out=json")
+    if proc.returncode != 0:
+        raise SystemExit(f"etcd3.move_leader to={leader} failed:\n{proc.stdout}\n{proc.stderr}")
+    if workload.etcd_leader(PG) != leader:
+        raise SystemExit(f"etcd's leader is {workload.etcd_leader(PG)}, not {leader}, after the move")
+    log(f"  etcd leadership put on the primary {leader}; waiting {ttl + 2}s")
+    time.sleep(ttl + 2)
+
+
+def fault_run(kind: str, ttl: int, multi_host: str | None = None, etcd_leader_on_primary: bool = False) -> dict:
     wait_healthy()
-    if kind == "leader_power_cut":
+    if etcd_leader_on_primary:
+        put_etcd_leader_on_primary(ttl)
+    elif kind == "leader_power_cut":
         keep_etcd_leader_apart(ttl)
-    report = faults.run_fault(kind, PASSWORD)
-    return report.as_dict()
+    etcd_leader = workload.etcd_leader(PG)
+    report = faults.run_fault(kind, PASSWORD, multi_host=multi_host).as_dict()
+    report["etcd_leader_on_victim"] = etcd_leader in report["victims"]
+    return report
 
 
-def pgbench(leader_address: str, seconds: int, clients: int, rounds: int = 3) -> dict:
-    """TPS through the VIP and straight to the leader, alternating the two paths *rounds*
-    times per mode so that drift on a shared 2-core host hits both alike; medians."""
+def pgbench(leader_address: str, multi_host: str, seconds: int, clients: int, rounds: int) -> dict:
+    """TPS straight to the leader, through the VIP, and on the libpq multi-host string,
+    the three paths alternating (reversed every other round) *rounds* times per mode, so
+    that drift on a shared 2-core host hits all alike; medians and ratios to direct."""
     env = dict(os.environ, PGPASSWORD=PASSWORD)
-    base = ["pgbench", "-U", "postgres", "-d", "postgres"]
+    base = ["pgbench", "-U", "postgres"]
     log("  pgbench -i (scale 10)")
-    subprocess.run([*base, "-h", VIP, "-p", "5432", "-i", "-s", "10", "-q"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run([*base, "-h", VIP, "-p", "5432", "-d", "postgres", "-i", "-s", "10", "-q"], env=env,
+                   check=True, capture_output=True)
+    paths = {"direct": ["-h", leader_address, "-p", "5432", "-d", "postgres"],
+             "vip": ["-h", VIP, "-p", "5432", "-d", "postgres"],
+             # pgbench takes a conninfo string where the database name goes.
+             "multi_host": ["-d", f"{multi_host} dbname=postgres sslrootcert={tls.client()['ca']}"]}
     results = {}
     for mode, flags in (("select-only", ["-S"]), ("tpcb-like", [])):
-        samples: dict[str, list[float]] = {"direct": [], "vip": []}
-        for _ in range(rounds):
-            for path, host in (("direct", leader_address), ("vip", VIP)):
-                proc = subprocess.run([*base, "-h", host, "-p", "5432", "-c", str(clients), "-j", "2",
+        samples: dict[str, list[float]] = {path: [] for path in paths}
+        for i in range(rounds):
+            for path in (list(paths) if i % 2 == 0 else list(reversed(paths))):
+                proc = subprocess.run([*base, *paths[path], "-c", str(clients), "-j", "2",
                                        "-T", str(seconds), "-M", "prepared", "-n", *flags],
                                       env=env, capture_output=True, text=True, check=True)
                 samples[path].append(float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1)))
-        direct, vip = statistics.median(samples["direct"]), statistics.median(samples["vip"])
-        results[mode] = {"direct": round(direct, 1), "vip": round(vip, 1),
-                         "ratio": round(vip / direct, 3), "samples": samples}
-        log(f"  {mode}: vip {vip:.0f} / direct {direct:.0f} tps = {vip / direct:.3f}")
+        medians = {path: statistics.median(v) for path, v in samples.items()}
+        results[mode] = {**{path: round(m, 1) for path, m in medians.items()},
+                         "ratio": round(medians["vip"] / medians["direct"], 3),
+                         "multi_host_ratio": round(medians["multi_host"] / medians["direct"], 3),
+                         "samples": samples}
+        log(f"  {mode}: direct {medians['direct']:.0f}, vip {medians['vip']:.0f} "
+            f"({results[mode]['ratio']:.3f}), multi-host {medians['multi_host']:.0f} "
+            f"({results[mode]['multi_host_ratio']:.3f}) tps")
     return results
 
 
@@ -242,14 +275,22 @@ def table(results: dict) -> str:
         rows += [("orch.deploy from bare nodes", f"{results['deploy']['from_bare_nodes_s']} s", "<= 300 s"),
                  ("orch.deploy no-change re-run", f"{results['deploy']['no_change_rerun_s']} s", "")]
     if "switchover" in results:
-        sw = results["switchover"]["summary"]
-        rows.append((f"switchover write gap (n={sw['n']})",
+        sw, mh = results["switchover"]["summary"], results["switchover"].get("multi_host_summary")
+        rows.append((f"switchover write gap, VIP (n={sw['n']})",
                      f"median {sw['median']:.2f} s, max {sw['max']:.2f} s", "<= 1.5 s median, <= 2.0 s max"))
-    if "power_cut" in results:
-        pc = results["power_cut"]["summary"]
-        rows.append((f"leader power-cut write gap (n={pc['n']})",
-                     f"median {pc['median']:.2f} s, max {pc['max']:.2f} s",
-                     f"<= {median_bound:.1f} s median, <= {bound:.1f} s max"))
+        if mh:
+            rows.append((f"switchover write gap, multi-host string (n={mh['n']})",
+                         f"median {mh['median']:.2f} s, max {mh['max']:.2f} s", ""))
+    for section, what in (("power_cut", "etcd leader elsewhere"), ("power_cut_same_etcd", "etcd leader on it too")):
+        if section not in results:
+            continue
+        pc, mh = results[section]["summary"], results[section].get("multi_host_summary")
+        target = f"<= {median_bound:.1f} s median, <= {bound:.1f} s max" if section == "power_cut" else "(forced, for contrast)"
+        rows.append((f"leader power cut, {what}, VIP (n={pc['n']})",
+                     f"median {pc['median']:.2f} s, min {pc['min']:.2f} s, max {pc['max']:.2f} s", target))
+        if mh:
+            rows.append((f"leader power cut, {what}, multi-host (n={mh['n']})",
+                         f"median {mh['median']:.2f} s, min {mh['min']:.2f} s, max {mh['max']:.2f} s", ""))
     for kind, r in results.get("faults", {}).items():
         rows.append((f"fault {kind}", f"lost {len(r['lost'])} of {r['acked']}, gap {r['write_gap']:.2f} s, "
                      f"split brain {len(r['client_split_brain']) + len(r['node_split_brain'])}, "
@@ -266,6 +307,9 @@ def table(results: dict) -> str:
     for mode, r in results.get("pgbench", {}).items():
         rows.append((f"pgbench {mode} tps (vip / direct)", f"{r['vip']} / {r['direct']} = {r['ratio']}",
                      ">= 0.80" if mode == "select-only" else ">= 0.90"))
+        if "multi_host" in r:
+            rows.append((f"pgbench {mode} tps (multi-host / direct)",
+                         f"{r['multi_host']} / {r['direct']} = {r['multi_host_ratio']}", ""))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'figure':<{width}}  {'measured':<58}  target", "-" * (width + 80)]
     lines += [f"{a:<{width}}  {b:<58}  {c}" for a, b, c in rows]
@@ -277,10 +321,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="switchovers and power cuts (>= 5)")
     parser.add_argument("--out", default=str(REPO / "bench" / "out"))
     parser.add_argument("--pgbench-seconds", type=int, default=15)
-    parser.add_argument("--pgbench-clients", type=int, default=8)
+    parser.add_argument("--pgbench-clients", type=int, default=4)
+    parser.add_argument("--pgbench-rounds", type=int, default=4,
+                        help="alternating rounds of the three paths per pgbench mode")
     parser.add_argument("--backup-scale", type=int, default=100)
     parser.add_argument("--backup-load-seconds", type=int, default=300)
-    parser.add_argument("--only", default="deploy,switchover,power_cut,faults,pgbench,backup",
+    parser.add_argument("--only", default="deploy,switchover,power_cut,power_cut_same_etcd,faults,pgbench,backup",
                         help="comma-separated sections to run; the others keep their values "
                              "from an earlier results.json (without deploy, the running lab is used)")
     args = parser.parse_args()
@@ -297,6 +343,7 @@ def main() -> int:
     # The settings as map.jinja resolves them (defaults, the rto/rpo profile, pillar).
     cfg = salt_json(PG[0], "pgha.config")
     dcs, haproxy = cfg["patroni"]["dcs"], cfg["haproxy"]["check"]
+    multi_host = cfg["client_conninfo"]["writer"]
     results = {"settings": {"profile": cfg["profile"],
                             "patroni_dcs": {k: dcs[k] for k in ("ttl", "loop_wait", "retry_timeout",
                                                                  "primary_start_timeout",
@@ -312,17 +359,27 @@ def main() -> int:
         log(f"{args.runs} switchovers")
         runs = []
         for i in range(args.runs):
-            runs.append(switchover_gap())
-            log(f"  switchover {i + 1}: gap {runs[-1]['gap']:.2f}s, lost {runs[-1]['lost']}")
-        results["switchover"] = {"summary": workload.summary([r["gap"] for r in runs]), "runs": runs}
+            runs.append(switchover_gap(multi_host))
+            log(f"  switchover {i + 1}: gap {runs[-1]['gap']:.2f}s (multi-host {runs[-1]['multi_host_gap']:.2f}s), "
+                f"lost {runs[-1]['lost']}")
+        results["switchover"] = {"summary": workload.summary([r["gap"] for r in runs]),
+                                 "multi_host_summary": workload.summary([r["multi_host_gap"] for r in runs]),
+                                 "runs": runs}
 
-    if "power_cut" in only:
-        log(f"{args.runs} leader power cuts")
+    for section, on_primary in (("power_cut", False), ("power_cut_same_etcd", True)):
+        if section not in only:
+            continue
+        log(f"{args.runs} leader power cuts, etcd's leader {'on the same node' if on_primary else 'elsewhere'}")
         runs = []
         for i in range(args.runs):
-            runs.append(fault_run("leader_power_cut", dcs["ttl"]))
-            log(f"  power cut {i + 1}: gap {runs[-1]['write_gap']:.2f}s, lost {len(runs[-1]['lost'])}")
-        results["power_cut"] = {"summary": workload.summary([r["write_gap"] for r in runs]), "runs": runs}
+            runs.append(fault_run("leader_power_cut", dcs["ttl"], multi_host, etcd_leader_on_primary=on_primary))
+            log(f"  power cut {i + 1}: gap {runs[-1]['write_gap']:.2f}s "
+                f"(multi-host {runs[-1]['multi_host']['write_gap']:.2f}s), lost {len(runs[-1]['lost'])}, "
+                f"etcd leader on the victim: {runs[-1]['etcd_leader_on_victim']}")
+        results[section] = {"summary": workload.summary([r["write_gap"] for r in runs]),
+                            "multi_host_summary": workload.summary([r["multi_host"]["write_gap"] for r in runs]),
+                            "etcd_leader_on_victim": sum(r["etcd_leader_on_victim"] for r in runs),
+                            "runs": runs}
 
     if "faults" in only:
         log("every fault kind once (the power cut's first run stands for its kind)")
@@ -337,10 +394,11 @@ def main() -> int:
         log("pgbench")
         wait_healthy()
         leader = workload.leader(workload.member_states(PG))
-        results["pgbench"] = pgbench(NODES[leader].address, args.pgbench_seconds, args.pgbench_clients)
+        results["pgbench"] = pgbench(NODES[leader].address, multi_host, args.pgbench_seconds,
+                                     args.pgbench_clients, args.pgbench_rounds)
         results["pgbench_settings"] = {"seconds": args.pgbench_seconds, "clients": args.pgbench_clients,
                                        "threads": 2, "scale": 10, "protocol": "prepared",
-                                       "rounds": 3, "statistic": "median of alternating runs"}
+                                       "rounds": args.pgbench_rounds, "statistic": "median of alternating runs"}
 
     if "backup" in only:
         log("backups: pgBackRest")
@@ -353,7 +411,9 @@ def main() -> int:
     print(table(results))
     print(f"\nresults: {out / 'results.json'}   plot: {out / 'timeline.png'}")
     lost = sum(len(r["lost"]) for r in results.get("faults", {}).values())
-    lost += sum(len(r["lost"]) for r in results.get("power_cut", {}).get("runs", []))
+    for section in ("power_cut", "power_cut_same_etcd"):
+        lost += sum(len(r["lost"]) + len((r.get("multi_host") or {}).get("lost", []))
+                    for r in results.get(section, {}).get("runs", []))
     return 1 if lost else 0
 
 

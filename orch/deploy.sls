@@ -15,6 +15,8 @@
 {%- set bootstrap = pgha.bootstrap_node %}
 {%- set replicas = postgres | reject("equalto", bootstrap) | list %}
 {%- set backup = pgha.backup_members if pgha.backup_ready else [] %}
+{%- set monitor = pgha.monitor_members if pgha.monitoring_ready else [] %}
+{%- set everyone = (postgres + haproxy + backup + monitor) | unique | list %}
 {#- frontend hetzner: the master manages the balancer, with the hcloud library. #}
 {%- set hcloud_loaded = pgha.frontend == "hetzner" and "hcloud_lb.pgha_spec" in salt %}
 
@@ -27,14 +29,15 @@ pgha-orch-deploy-validate:
 {{ maintenance("pgha-orch-deploy", "orch.deploy", 1800) }}
 
 # pgha's modules (patroni, etcd3, pgha) on every node, for the checks below.
-{{ step("pgha-orch-deploy-sync", postgres + haproxy + backup, ["pgha.sync"], "pgha:pgha-orch-deploy-maintenance") }}
+{{ step("pgha-orch-deploy-sync", everyone, ["pgha.sync"], "pgha:pgha-orch-deploy-maintenance") }}
 
 # 2. etcd on every postgres node, then 3. a quorum with a leader; etcd's users and
 # roles (pgha:etcd:auth) once quorum exists, before Patroni logs in.
 {{ step("pgha-orch-deploy-etcd", postgres, ["pgha.etcd"], "pgha-orch-deploy-sync") }}
 {{ step("pgha-orch-deploy-etcd-quorum", [bootstrap], ["pgha.check.etcd", "pgha.etcd.auth"], "pgha-orch-deploy-etcd") }}
 
-{%- set ns = namespace(before_bootstrap="pgha-orch-deploy-etcd-quorum", before_streaming=none) %}
+{%- set ns = namespace(before_bootstrap="pgha-orch-deploy-etcd-quorum", before_streaming=none,
+                       before_beacons=none) %}
 {%- if backup %}
 
 # pgBackRest before the first initdb: PostgreSQL archives through it from the start
@@ -111,6 +114,16 @@ pgha-orch-deploy-end-to-end:
 {%-   endif %}
 {%- endif %}
 
+{%- set ns.before_beacons = "pgha:pgha-orch-deploy-end-to-end" if haproxy else "pgha-orch-deploy-etcd-leader" %}
+{%- if monitor %}
+
+# 8. Monitoring, once there is a cluster to watch: every node's exporters (the primary
+# creates the exporter's role), then Prometheus and Alertmanager, and a check that
+# every scrape target is up.
+{{ step("pgha-orch-deploy-exporters", everyone, ["pgha.monitoring"], ns.before_beacons) }}
+{{ step("pgha-orch-deploy-monitoring", monitor, ["pgha.check.monitoring"], "pgha-orch-deploy-exporters") }}
+{%-   set ns.before_beacons = "pgha-orch-deploy-monitoring" %}
+{%- endif %}
+
 # Self-healing: the beacons the reactor listens to (pgha:heal).
-{{ step("pgha-orch-deploy-beacons", postgres + haproxy + backup, ["pgha.beacons"],
-        "pgha:pgha-orch-deploy-end-to-end" if haproxy else "pgha-orch-deploy-etcd-leader") }}
+{{ step("pgha-orch-deploy-beacons", everyone, ["pgha.beacons"], ns.before_beacons) }}

@@ -16,19 +16,17 @@ base:
     - pgha
     - lab_tls
     - ignore_missing: True
-  {{ lab_roles.postgres | join(",") | json }}:
+{%- for role in ["postgres", "haproxy", "backup", "monitor"] if lab_roles.get(role) %}
+  {{ lab_roles[role] | join(",") | json }}:
     - match: list
-    - pgha_secrets.postgres
-  {{ lab_roles.haproxy | join(",") | json }}:
-    - match: list
-    - pgha_secrets.haproxy
-  {{ lab_roles.backup | join(",") | json }}:
-    - match: list
-    - pgha_secrets.backup
-  # The master's own id: what its orchestrations compile.
+    - {{ ("pgha_secrets." ~ role) | json }}
+{%- endfor %}
+  # The master's own id: what its orchestrations compile (and the webhook's token,
+  # which its alert reaction checks).
   lab-master:
     - pgha_secrets.postgres
     - pgha_secrets.haproxy
+    - pgha_secrets.monitor
   # The tests' changes, for every minion and the master, last so that they win.
   'E@.*':
     - match: compound

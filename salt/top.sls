@@ -34,3 +34,10 @@ base:
 {%-   endif %}
     - pgha.beacons
 {%- endif %}
+{%- if pgha.monitoring_ready %}
+{%-   set watched = (pgha.postgres_members + pgha.haproxy_members + pgha.backup_members + pgha.monitor_members) | unique | list %}
+  # Every node's exporters; Prometheus and Alertmanager on the monitor nodes.
+  {{ watched | join(",") | json }}:
+    - match: list
+    - pgha.monitoring
+{%- endif %}

@@ -86,12 +86,17 @@ def master(salt_factories, lab_is_up):
     lab_master.write_master_config()
     config = lab_master.master_config()
     # Salt prefixes root_dir to every path; the lab's paths are absolute already.
-    config.update(root_dir="/", token_dir=str(lab_master.MASTER_ROOT / "tokens"),
-                  api_pidfile=str(lab_master.MASTER_ROOT / "api.pid"),
-                  api_logfile=str(lab_master.MASTER_ROOT / "api.log"))
+    config.update(root_dir="/", token_dir=str(lab_master.MASTER_ROOT / "tokens"))
     factory = salt_factories.salt_master_daemon(config["id"], overrides=config)
     with factory.started(start_timeout=120):
-        yield factory
+        # salt-api beside it: Alertmanager's webhook (pgha/alert/prometheus/* events). Not
+        # saltfactories' SaltApi, which waits for the port on localhost: it listens on
+        # the bridge only.
+        lab_master.start_api(Path(factory.config_dir))
+        try:
+            yield factory
+        finally:
+            lab_master.stop_api()
 
 
 @pytest.fixture(scope="session")

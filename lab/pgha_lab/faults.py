@@ -121,22 +121,31 @@ class Report:
     rewound: list[str]
     errors: int
     timeline: dict = field(default_factory=dict)
+    # The same run seen by a second writer on a libpq multi-host string (no HAProxy, no
+    # VIP): {"write_gap", "acked", "lost"}; None when the run had no such writer.
+    multi_host: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def run_fault(kind: str, password: str, *, hold: float = 8.0, settle: float = 3.0,
-              heal_timeout: float = 240.0, on_injected=None) -> Report:
-    """Break the cluster with *kind* under a live writer, restore it, and judge the run."""
+              heal_timeout: float = 240.0, on_injected=None, multi_host: str | None = None) -> Report:
+    """Break the cluster with *kind* under a live writer, restore it, and judge the run.
+
+    With *multi_host* (a libpq writer string), a second writer on that path runs beside
+    the one through the VIP, on its own id range, and is judged the same way."""
     states = workload.member_states(PG)
     if not workload.healthy(states):
         raise LabError(f"cluster not healthy before {kind}: {states}")
     before = workload.leader(states)
     start_id = workload.prepare_table(password)
     writer = workload.Writer(password, start_id=start_id)
+    direct = workload.Writer(password, start_id=start_id + 10**9, conninfo=multi_host) if multi_host else None
     monitor = workload.PrimaryMonitor(password, PG)
     writer.start()
+    if direct:
+        direct.start()
     monitor.start()
     time.sleep(settle)
     t_fault = time.monotonic()
@@ -169,6 +178,13 @@ def run_fault(kind: str, password: str, *, hold: float = 8.0, settle: float = 3.
     gap, gap_start, gap_end = workload.longest_gap(writer.acks, t_fault)
     ids = [a.id for a in writer.acks]
     lost = workload.missing_rows(password, ids) if ids else []
+    multi_host_report = None
+    if direct:
+        direct.stop()
+        direct_ids = [a.id for a in direct.acks]
+        multi_host_report = {"write_gap": round(workload.longest_gap(direct.acks, t_fault)[0], 3),
+                             "acked": len(direct_ids),
+                             "lost": workload.missing_rows(password, direct_ids) if direct_ids else []}
     after = workload.leader(workload.member_states(PG))
     timeline = workload.Timeline(origin=t_fault, acks=[a.acked for a in writer.acks],
                                  marks={"fault": 0.0, "writes resumed": gap_end - t_fault,
@@ -185,4 +201,5 @@ def run_fault(kind: str, password: str, *, hold: float = 8.0, settle: float = 3.
         rewound=[v for v in fault.victims if v in PG and _ran_pg_rewind(v, since)],
         errors=len(writer.errors),
         timeline={"bins": timeline.bins(), "marks": timeline.marks},
+        multi_host=multi_host_report,
     )

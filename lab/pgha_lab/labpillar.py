@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .topology import HOST_ADDRESS, NODES, REPO_ROOT, SUBNET, VIP, WHEELHOUSE_URL, default_nodes
+from .topology import HOST_ADDRESS, NODES, REPO_ROOT, SALT_API_PORT, SUBNET, VIP, WHEELHOUSE_URL, default_nodes
 
 PILLAR_DIR = REPO_ROOT / "pillar"
 SECRET_FILES = sorted((PILLAR_DIR / "pgha_secrets").glob("*.sls"))
@@ -35,13 +35,16 @@ def merge(base: dict, over: dict) -> dict:
 def topology() -> dict:
     """The part of the lab pillar that topology.py decides: the network, the nodes
     that boot by default (spares join through orch.add_node), the VIP, the host as the
-    application network, and the wheelhouse the nodes install Patroni from."""
+    application network, the wheelhouse the nodes install Patroni from, and the master's
+    salt-api webhook that Alertmanager posts alerts to."""
     return {
         "cluster": {"network": str(SUBNET)},
         "nodes": {n.name: {"address": n.address, "roles": list(n.roles)} for n in default_nodes()},
         "keepalived": {"vip": VIP},
         "postgres": {"app_networks": [f"{HOST_ADDRESS}/32"]},
         "patroni": {"pip": {"find_links": WHEELHOUSE_URL, "no_index": True, "trusted_host": HOST_ADDRESS}},
+        "monitoring": {"alertmanager": {"webhook": {
+            "url": f"https://{HOST_ADDRESS}:{SALT_API_PORT}/hook/pgha/alert"}}},
     }
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from . import tls
 from .sh import LabError, run, say, wait_until
-from .topology import HOST_ADDRESS, MASTER_CONFIG_DIR, NODES, REPO_ROOT, RUN_DIR, SALT_PUBLISH_PORT, SALT_RET_PORT, STATE_DIR
+from .topology import HOST_ADDRESS, MASTER_CONFIG_DIR, NODES, REPO_ROOT, RUN_DIR, SALT_API_PORT, SALT_PUBLISH_PORT, SALT_RET_PORT, STATE_DIR
 
 PKI_DIR = STATE_DIR / "pki"
 MASTER_ROOT = STATE_DIR / "master"
@@ -22,6 +23,7 @@ MASTER_ROOT = STATE_DIR / "master"
 # tests use it to add a node or to feed a broken pillar without touching the checkout.
 PILLAR_OVERRIDE_DIR = STATE_DIR / "pillar"
 MASTER_PIDFILE = RUN_DIR / "salt-master.pid"
+API_PIDFILE = RUN_DIR / "salt-api.pid"
 
 
 def ensure_keys(accepted: list[str]) -> Path:
@@ -92,6 +94,14 @@ def master_config() -> dict:
         "keep_jobs_seconds": 86400,
         "state_output": "mixed",
         "log_level_logfile": "info",
+        # salt-api, for Alertmanager's webhook only (/hook/pgha/alert): HTTPS with the lab
+        # host's certificate. No eauth token (Alertmanager cannot log in): the reaction
+        # checks the post's bearer token (orch/heal/alert.sls), and nothing else is enabled.
+        "rest_cherrypy": {"host": HOST_ADDRESS, "port": SALT_API_PORT,
+                          "ssl_crt": tls.client()["cert"], "ssl_key": tls.client()["key"],
+                          "webhook_disable_auth": True, "webhook_url": "/hook", "disable_ssl": False},
+        "api_pidfile": str(API_PIDFILE),
+        "api_logfile": str(MASTER_ROOT / "api.log"),
     }
     config.update(reactor or {})
     return config
@@ -112,13 +122,17 @@ def venv_bin(name: str) -> str:
     return str(REPO_ROOT / ".venv" / "bin" / name)
 
 
-def master_pid() -> int | None:
+def _pid(pidfile: Path) -> int | None:
     try:
-        pid = int(MASTER_PIDFILE.read_text().strip())
+        pid = int(pidfile.read_text().strip())
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
     return pid
+
+
+def master_pid() -> int | None:
+    return _pid(MASTER_PIDFILE)
 
 
 def start_master() -> None:
@@ -128,9 +142,38 @@ def start_master() -> None:
     run([venv_bin("salt-master"), "-c", str(MASTER_CONFIG_DIR), "-d"])
     wait_until(master_pid, 30, "the salt-master daemon to write its pidfile")
     say(f"salt-master running (pid {master_pid()}), log {MASTER_ROOT / 'master.log'}")
+    start_api(MASTER_CONFIG_DIR)
+
+
+def start_api(config_dir: Path) -> None:
+    """salt-api beside the master whose configuration is in *config_dir* (the lab's
+    daemon, or the tests' own master), until it accepts connections on its port."""
+    import socket
+
+    if _pid(API_PIDFILE):
+        return
+    run([venv_bin("salt-api"), "-c", str(config_dir), "-d"])
+
+    def listening() -> bool:
+        try:
+            socket.create_connection((HOST_ADDRESS, SALT_API_PORT), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_until(listening, 60, f"salt-api to listen on {HOST_ADDRESS}:{SALT_API_PORT}")
+    say(f"salt-api running (pid {_pid(API_PIDFILE)}) on https://{HOST_ADDRESS}:{SALT_API_PORT}/hook")
+
+
+def stop_api() -> None:
+    api = _pid(API_PIDFILE)
+    if api:
+        os.kill(api, signal.SIGTERM)
+        wait_until(lambda: _pid(API_PIDFILE) is None, 30, "salt-api to stop")
+    API_PIDFILE.unlink(missing_ok=True)
 
 
 def stop_master() -> None:
+    stop_api()
     pid = master_pid()
     if pid is None:
         MASTER_PIDFILE.unlink(missing_ok=True)

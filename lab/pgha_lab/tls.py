@@ -20,8 +20,8 @@ CA_CERT = TLS_DIR / "ca.crt"
 VALID_DAYS = 365
 RENEW_DAYS = 30
 # Bumped whenever what a certificate must contain changes: everything is reissued.
-RECIPE = ("6: SKI/AKI, no CN; etcd's role name and the front addresses on the postgres nodes; "
-          "haproxy nodes serve only; pgBackRest certificates with CN")
+RECIPE = ("7: SKI/AKI, no CN; etcd's role name and the front addresses on the postgres nodes; "
+          "haproxy nodes serve only; monitor nodes are clients; pgBackRest certificates with CN")
 
 
 def _crypto():
@@ -147,10 +147,12 @@ def ensure(pillar_dir: Path) -> Path:
     # verify-full through HAProxy, which passes TLS through): the VIP, and the host,
     # where the tests' stand-in for the Hetzner balancer listens.
     fronts = [cfg["keepalived"]["vip"], HOST_ADDRESS]
+    # The monitor nodes' certificates are clients too: Prometheus scrapes etcd and the
+    # exporters, which admit only certificates from the lab CA.
     for n in NODES.values():
         postgres = "postgres" in n.roles
         _node_cert(n.name, n.address, ca_cert, ca_key, names=etcd_name if postgres else (),
-                   addresses=fronts if postgres else (), client=postgres)
+                   addresses=fronts if postgres else (), client=postgres or "monitor" in n.roles)
     _node_cert("lab-host", HOST_ADDRESS, ca_cert, ca_key, names=etcd_name)
     # pgBackRest's certificates: the backup node and the postgres nodes, CN = node name.
     backup = [n for n in NODES.values() if "postgres" in n.roles or "backup" in n.roles]

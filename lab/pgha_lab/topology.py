@@ -20,6 +20,8 @@ SALT_PUBLISH_PORT = 4505
 SALT_RET_PORT = 4506
 APT_PROXY_PORT = 3142
 WHEELHOUSE_PORT = 3143
+# salt-api (rest_cherrypy, TLS) beside the master: Alertmanager's webhook posts there.
+SALT_API_PORT = 8000
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("PGHA_LAB_STATE_DIR", "/var/lib/pgha-lab"))
@@ -67,7 +69,10 @@ NODES: dict[str, Node] = {
         Node("pg-03", "198.51.100.122", ("postgres",)),
         Node("haproxy-01", "198.51.100.11", ("haproxy",)),
         Node("haproxy-02", "198.51.100.12", ("haproxy",)),
-        Node("backup-01", "198.51.100.30", ("backup",)),
+        # The repository host also runs Prometheus and Alertmanager (about 150 MiB more,
+        # against the ~220 MiB of each database node's stack): a seventh node would cost a
+        # boot and a minion for little.
+        Node("backup-01", "198.51.100.30", ("backup", "monitor")),
         Node("pg-04", "198.51.100.123", ("postgres",), spare=True),
     )
 }

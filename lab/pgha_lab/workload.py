@@ -37,12 +37,18 @@ class Writer(threading.Thread):
     """Insert numbered rows through the front end, one transaction each, every *interval*."""
 
     def __init__(self, password: str, *, host: str = VIP, port: int = 5432, user: str = "postgres",
-                 dbname: str = "postgres", interval: float = 0.025, start_id: int = 1):
+                 dbname: str = "postgres", interval: float = 0.025, start_id: int = 1,
+                 conninfo: str | None = None):
+        """*conninfo*, a libpq string (the multi-host writer string pgha.status prints),
+        replaces host and port: the client then finds the primary by itself."""
         super().__init__(daemon=True, name="writer")
         # connect_timeout 5 s, like a typical application: long enough to ride HAProxy's
         # queue through a switchover (libpq rounds anything below 2 s up to 2 s anyway).
-        self.conninfo = dict(host=host, port=port, user=user, password=password, dbname=dbname,
-                             connect_timeout=5, autocommit=True)
+        credentials = dict(user=user, password=password, dbname=dbname, autocommit=True)
+        if conninfo:
+            self.connect_args = ((conninfo,), dict(credentials, sslrootcert=tls.client()["ca"]))
+        else:
+            self.connect_args = ((), dict(credentials, host=host, port=port, connect_timeout=5))
         self.interval = interval
         self.next_id = start_id
         self.acks: list[Ack] = []
@@ -58,7 +64,7 @@ class Writer(threading.Thread):
         while not self._halt.is_set():
             if conn is None:
                 try:
-                    conn = psycopg.connect(**self.conninfo)
+                    conn = psycopg.connect(*self.connect_args[0], **self.connect_args[1])
                 except psycopg.Error as exc:
                     self.errors.append((time.monotonic(), type(exc).__name__))
                     self._halt.wait(self.interval)

@@ -7,7 +7,7 @@
 # healthy, alert. Its data is never wiped (a member that cannot rejoin needs a person:
 # orch.remove_node, then orch.add_node).
 {%- from "pgha/map.jinja" import pgha %}
-{%- from "orch/heal/gate.jinja" import not_acting %}
+{%- from "orch/heal/gate.jinja" import limit_reached, not_acting %}
 {%- set tag = salt["pillar.get"]("event_tag", "") %}
 {%- set ev = salt["pillar.get"]("event_data", {}) %}
 {%- set gate = salt["pgha_event.gate"](tag, ev, "etcd") %}
@@ -110,13 +110,7 @@ pgha-heal-etcd-busy:
     - onfail:
       - pgha: pgha-heal-etcd-slot
 
-pgha-heal-etcd-limit:
-  salt.runner:
-    - name: event.send
-    - tag: pgha/alert/remediation_limit
-    - data: {{ dict(about, kind="etcd", max_attempts=pgha.heal.max_attempts, window=pgha.heal.window) | json }}
-    - onfail:
-      - pgha: pgha-heal-etcd-budget
+{{ limit_reached(pgha, "etcd", "etcd", member, "etcd", about) }}
 
 pgha-heal-etcd-slot-free:
   pgha.lease_released:

@@ -12,7 +12,7 @@
 # - anything else (recovered, in transition, paused, no leader): nothing to do.
 # The leader is never touched.
 {%- from "pgha/map.jinja" import pgha %}
-{%- from "orch/heal/gate.jinja" import not_acting %}
+{%- from "orch/heal/gate.jinja" import limit_reached, not_acting %}
 {%- set tag = salt["pillar.get"]("event_tag", "") %}
 {%- set ev = salt["pillar.get"]("event_data", {}) %}
 {%- set gate = salt["pgha_event.gate"](tag, ev, "reinit") %}
@@ -120,13 +120,7 @@ pgha-heal-replica-busy:
     - onfail:
       - pgha: pgha-heal-replica-slot
 
-pgha-heal-replica-limit:
-  salt.runner:
-    - name: event.send
-    - tag: pgha/alert/remediation_limit
-    - data: {{ dict(about, kind="reinit", max_attempts=pgha.heal.max_attempts, window=pgha.heal.window) | json }}
-    - onfail:
-      - pgha: pgha-heal-replica-budget
+{{ limit_reached(pgha, "replica", "reinit", member, "patroni", about) }}
 
 pgha-heal-replica-slot-free:
   pgha.lease_released:

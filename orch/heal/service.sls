@@ -5,7 +5,7 @@
 # that component's service state there (it starts the unit, never touches data), at
 # most pgha:heal:max_attempts times per window, and says what it did.
 {%- from "pgha/map.jinja" import pgha %}
-{%- from "orch/heal/gate.jinja" import not_acting %}
+{%- from "orch/heal/gate.jinja" import limit_reached, not_acting %}
 {%- set tag = salt["pillar.get"]("event_tag", "") %}
 {%- set ev = salt["pillar.get"]("event_data", {}) %}
 {%- set gate = salt["pgha_event.gate"](tag, ev, "services") %}
@@ -58,11 +58,5 @@ pgha-heal-service-failed:
     - onfail:
       - salt: pgha-heal-service-converge
 
-pgha-heal-service-limit:
-  salt.runner:
-    - name: event.send
-    - tag: pgha/alert/remediation_limit
-    - data: {{ dict(about, kind="service", max_attempts=pgha.heal.max_attempts, window=pgha.heal.window) | json }}
-    - onfail:
-      - pgha: pgha-heal-service-budget
+{{ limit_reached(pgha, "service", "service", minion, service, about) }}
 {%- endif %}

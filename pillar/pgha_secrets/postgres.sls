@@ -18,3 +18,7 @@ pgha:
   etcd:
     root_password: lab-etcd-root-c41d0e
     patroni_password: lab-etcd-patroni-93ab27
+  monitoring:
+    # postgres_exporter's login role (pg_monitor only).
+    postgres_exporter:
+      password: lab-monitor-2e8b51

@@ -9,6 +9,7 @@
 
 include:
   - pgha.beacons.clean
+  - pgha.monitoring.clean
 {%- if "haproxy" in roles %}
   - pgha.keepalived.clean
   - pgha.haproxy.clean

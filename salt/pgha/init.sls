@@ -23,4 +23,7 @@ include:
   - pgha.keepalived
 {%-   endif %}
 {%- endif %}
+{%- if pgha.monitoring_ready %}
+  - pgha.monitoring
+{%- endif %}
   - pgha.beacons

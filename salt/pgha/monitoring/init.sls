@@ -1,0 +1,13 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# Monitoring (pgha:monitoring): every node's exporters, and on the monitor nodes
+# Prometheus and Alertmanager. Nothing while no node has the monitor role.
+{%- from "pgha/map.jinja" import pgha %}
+{%- if pgha.monitoring_ready %}
+
+include:
+  - pgha.monitoring.exporters
+{%-   if pgha.id in pgha.monitor_members %}
+  - pgha.monitoring.server
+{%-   endif %}
+{%- endif %}

@@ -1,0 +1,158 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# Prometheus and Alertmanager on a monitor node (Debian's packages). Prometheus scrapes
+# every target map.jinja derives from pgha:nodes (scrape_targets) with this node's
+# client certificate, evaluates pgha's alert rules, and sends alerts to Alertmanager,
+# which posts them to salt-api's webhook (pgha:monitoring:alertmanager:webhook) and to
+# any receiver the pillar adds. Each file is checked by promtool or amtool before it is
+# put in place.
+{%- from "pgha/map.jinja" import pgha %}
+{%- from "pgha/macros.jinja" import pkgs %}
+{%- set mon = pgha.monitoring %}
+{%- set servers = [mon.prometheus, mon.alertmanager] %}
+
+include:
+  - pgha.tls
+  - pgha.monitoring.exporters
+
+# ---- package ----------------------------------------------------------------------------
+
+pgha-monitoring-server-package-installed:
+  pkg.installed:
+    - pkgs: {{ pkgs(mon.prometheus, mon.alertmanager) }}
+    - install_recommends: False
+
+# ---- config -----------------------------------------------------------------------------
+{%- if pgha.tls.enabled %}
+
+# Prometheus' and Alertmanager's own web servers: HTTPS, no client certificate (their
+# UIs are opened in a browser).
+pgha-monitoring-server-config-web-managed:
+  file.managed:
+    - name: {{ mon.server_web_config_file | json }}
+    - source: salt://pgha/monitoring/files/web.yml.jinja
+    - template: jinja
+    - context:
+        client_auth: False
+    - user: root
+    - group: {{ mon.user | json }}
+    - mode: '0640'
+    - require:
+      - pkg: pgha-monitoring-server-package-installed
+{%- endif %}
+
+pgha-monitoring-server-config-rules-managed:
+  file.managed:
+    - name: {{ mon.prometheus.rules_file | json }}
+    - source: salt://pgha/monitoring/files/rules.yml.jinja
+    - template: jinja
+    - mode: '0644'
+    - check_cmd: promtool check rules
+    - tmp_ext: .yml
+    - require:
+      - pkg: pgha-monitoring-server-package-installed
+
+pgha-monitoring-server-config-prometheus-managed:
+  file.managed:
+    - name: {{ mon.prometheus.config_file | json }}
+    - source: salt://pgha/monitoring/files/prometheus.yml.jinja
+    - template: jinja
+    - user: root
+    - group: {{ mon.user | json }}
+    - mode: '0640'
+    # --syntax-only: the certificate files are checked when Prometheus loads them.
+    - check_cmd: promtool check config --syntax-only
+    - tmp_ext: .yml
+    - require:
+      - pkg: pgha-monitoring-server-package-installed
+      - file: pgha-monitoring-server-config-rules-managed
+
+pgha-monitoring-server-config-prometheus-defaults:
+  file.managed:
+    - name: {{ mon.prometheus.defaults_file | json }}
+    - source: salt://pgha/monitoring/files/prometheus.default.jinja
+    - template: jinja
+    - mode: '0644'
+    - require:
+      - pkg: pgha-monitoring-server-package-installed
+{%- set webhook = mon.alertmanager.webhook %}
+{%- if webhook.url %}
+
+# The webhook's token: Alertmanager reads it from this file (never from its config).
+pgha-monitoring-server-config-webhook-token:
+  file.managed:
+    - name: {{ webhook.token_file | json }}
+    - contents: {{ webhook.token | string | json }}
+    - user: root
+    - group: {{ mon.user | json }}
+    - mode: '0640'
+    - show_changes: False
+    - require:
+      - pkg: pgha-monitoring-server-package-installed
+{%- endif %}
+
+pgha-monitoring-server-config-alertmanager-managed:
+  file.managed:
+    - name: {{ mon.alertmanager.config_file | json }}
+    - source: salt://pgha/monitoring/files/alertmanager.yml.jinja
+    - template: jinja
+    - user: root
+    - group: {{ mon.user | json }}
+    - mode: '0640'
+    - check_cmd: amtool check-config
+    - tmp_ext: .yml
+    - require:
+      - pkg: pgha-monitoring-server-package-installed
+{%- if webhook.url %}
+      - file: pgha-monitoring-server-config-webhook-token
+{%- endif %}
+
+pgha-monitoring-server-config-alertmanager-defaults:
+  file.managed:
+    - name: {{ mon.alertmanager.defaults_file | json }}
+    - source: salt://pgha/monitoring/files/alertmanager.default.jinja
+    - template: jinja
+    - mode: '0644'
+    - require:
+      - pkg: pgha-monitoring-server-package-installed
+
+# ---- service ----------------------------------------------------------------------------
+
+pgha-monitoring-server-service-prometheus-running:
+  service.running:
+    - name: {{ mon.prometheus.service | json }}
+    - enable: True
+    # Rules and scrape targets reload on SIGHUP (Debian's unit); flags need a restart.
+    - reload: True
+    - require:
+      - sls: pgha.monitoring.exporters
+    - watch:
+      - file: pgha-monitoring-server-config-prometheus-managed
+      - file: pgha-monitoring-server-config-rules-managed
+{%- if pgha.tls.enabled %}
+      - file: pgha-monitoring-server-config-web-managed
+{%- endif %}
+
+# A changed flag is not something SIGHUP reloads: restart for the defaults file.
+pgha-monitoring-server-service-prometheus-restarted:
+  module.run:
+    - service.restart:
+      - name: {{ mon.prometheus.service | json }}
+    - require:
+      - service: pgha-monitoring-server-service-prometheus-running
+    - onchanges:
+      - file: pgha-monitoring-server-config-prometheus-defaults
+
+pgha-monitoring-server-service-alertmanager-running:
+  service.running:
+    - name: {{ mon.alertmanager.service | json }}
+    - enable: True
+    - watch:
+      - file: pgha-monitoring-server-config-alertmanager-managed
+      - file: pgha-monitoring-server-config-alertmanager-defaults
+{%- if webhook.url %}
+      - file: pgha-monitoring-server-config-webhook-token
+{%- endif %}
+{%- if pgha.tls.enabled %}
+      - file: pgha-monitoring-server-config-web-managed
+{%- endif %}
