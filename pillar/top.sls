@@ -16,10 +16,19 @@ base:
     - pgha
     - lab_tls
     - ignore_missing: True
-{%- for role in ["postgres", "haproxy", "backup", "monitor"] if lab_roles.get(role) %}
-  {{ lab_roles[role] | join(",") | json }}:
+{#- One entry per minion (a node may have several roles): its roles' secret files. #}
+{%- set secrets = {} %}
+{%- for role in ["postgres", "haproxy", "backup", "monitor"] %}
+{%-   for minion in lab_roles.get(role, []) %}
+{%-     do secrets.setdefault(minion, []).append("pgha_secrets." ~ role) %}
+{%-   endfor %}
+{%- endfor %}
+{%- for minion, files in secrets | dictsort %}
+  {{ minion | json }}:
     - match: list
-    - {{ ("pgha_secrets." ~ role) | json }}
+{%-   for file in files %}
+    - {{ file | json }}
+{%-   endfor %}
 {%- endfor %}
   # The master's own id: what its orchestrations compile (and the webhook's token,
   # which its alert reaction checks).
