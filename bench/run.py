@@ -5,9 +5,10 @@ fault, and pgbench through the VIP against the leader directly.
     make bench            (or: .venv/bin/python bench/run.py)
 
 It boots a fresh lab (the rollout is measured from bare nodes), so it replaces whatever
-lab is running. Results: a table on stdout, bench/out/results.json, and
+lab is running. Results: a table on stdout, bench/out/results.json,
 bench/out/timeline.png (acknowledged writes per 100 ms around a switchover and a power
-cut, with the fault and recovery marked).
+cut, with the fault and recovery marked) and bench/out/prometheus-timeline.png (role,
+replay lag and commit rate per member around the first power cut, from Prometheus).
 """
 
 from __future__ import annotations
@@ -265,6 +266,55 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+PROM_SERIES = {
+    # What each member says it is: 1 primary, 0 replica (absent while it is down).
+    "role (1 = primary)": "patroni_primary",
+    "replay lag behind the primary (bytes)":
+        "scalar(max(patroni_xlog_location and on (instance) (patroni_primary == 1)))"
+        " - (patroni_xlog_replayed_location and on (instance) (patroni_replica == 1))",
+    "commits per second": 'sum by (member) (rate(pg_stat_database_xact_commit{datname="postgres"}[15s]))',
+}
+
+
+def prometheus_series(start: float, end: float) -> dict:
+    """Each PROM_SERIES query over [start, end] from the monitor node's Prometheus, per
+    member: {title: {member: [(seconds from start, value)]}}; {} without a monitor node."""
+    import requests
+    cfg = labpillar.merged()
+    monitors = [n for n, node in cfg["nodes"].items() if "monitor" in node["roles"]]
+    if not monitors:
+        return {}
+    port = cfg["monitoring"]["prometheus"]["port"]
+    out = {}
+    for title, query in PROM_SERIES.items():
+        resp = requests.get(f"https://{NODES[monitors[0]].address}:{port}/api/v1/query_range",
+                            params={"query": query, "start": start, "end": end, "step": "2s"},
+                            timeout=30, verify=tls.client()["ca"])
+        resp.raise_for_status()
+        out[title] = {r["metric"].get("member", "?"): [(float(t) - start, float(v)) for t, v in r["values"]]
+                      for r in resp.json()["data"]["result"]}
+    return out
+
+
+def plot_prometheus(series: dict, fault_at: float, path: Path, title: str) -> None:
+    """The failover as Prometheus recorded it: role, lag and commit rate per member."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(series), 1, figsize=(11, 2.8 * len(series)), sharex=True)
+    for ax, (name, members) in zip(axes, series.items()):
+        for member, points in sorted(members.items()):
+            ax.step([p[0] for p in points], [p[1] for p in points], where="post", label=member)
+        ax.axvline(fault_at, color="red", linestyle="--", linewidth=1)
+        ax.set_ylabel(name, fontsize=8)
+        ax.legend(fontsize=7, loc="upper right")
+    axes[0].set_title(f"{title}: Prometheus' own series (red: the fault)")
+    axes[-1].set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def table(results: dict) -> str:
     """The figures of every section this run (or an earlier one in results.json) has."""
     dcs = results["settings"]["patroni_dcs"]
@@ -408,6 +458,12 @@ def main() -> int:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     if "switchover" in results and "power_cut" in results:
         plot(results, out / "timeline.png")
+    if results.get("power_cut", {}).get("runs"):
+        first = results["power_cut"]["runs"][0]
+        series = prometheus_series(first["fault_epoch"] - 30, first["fault_epoch"] + 90)
+        if series:
+            plot_prometheus(series, 30, out / "prometheus-timeline.png",
+                            f"leader power cut of {', '.join(first['victims'])}")
     print(table(results))
     print(f"\nresults: {out / 'results.json'}   plot: {out / 'timeline.png'}")
     lost = sum(len(r["lost"]) for r in results.get("faults", {}).values())

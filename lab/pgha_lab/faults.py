@@ -124,6 +124,8 @@ class Report:
     # The same run seen by a second writer on a libpq multi-host string (no HAProxy, no
     # VIP): {"write_gap", "acked", "lost"}; None when the run had no such writer.
     multi_host: dict | None = None
+    # When the fault was put in (Unix time): where recorded series (Prometheus) line up.
+    fault_epoch: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -149,6 +151,7 @@ def run_fault(kind: str, password: str, *, hold: float = 8.0, settle: float = 3.
     monitor.start()
     time.sleep(settle)
     t_fault = time.monotonic()
+    fault_epoch = time.time()
     since = time.strftime("%Y-%m-%d %H:%M:%S")
     fault = inject(kind, states)
     if on_injected:
@@ -202,4 +205,5 @@ def run_fault(kind: str, password: str, *, hold: float = 8.0, settle: float = 3.
         errors=len(writer.errors),
         timeline={"bins": timeline.bins(), "marks": timeline.marks},
         multi_host=multi_host_report,
+        fault_epoch=round(fault_epoch, 3),
     )
