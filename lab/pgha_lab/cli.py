@@ -75,6 +75,12 @@ def _info() -> int:
         if "haproxy" in spec["roles"]:
             print(f"HAProxy stats:     https://{spec['address']}:{haproxy['stats']['port']}/ ({name}; "
                   "user and password: pgha:haproxy:stats; CA: /var/lib/pgha-lab/tls/ca.crt)")
+    mon = cfg["monitoring"]
+    for name, spec in sorted(cfg["nodes"].items()):
+        if "monitor" in spec["roles"] and mon["enabled"]:
+            print(f"Prometheus:        https://{spec['address']}:{mon['prometheus']['port']}/targets ({name}; "
+                  "CA: /var/lib/pgha-lab/tls/ca.crt)")
+            print(f"Alertmanager:      https://{spec['address']}:{mon['alertmanager']['port']}/ ({name})")
     print("cluster status:    salt-run pgha.status      a node's shell: pgha-lab shell pg-01")
     return 0
 
