@@ -161,8 +161,9 @@ def test_a_webhook_post_without_the_token_is_refused_and_raises_no_alert_event(m
         assert resp.status_code == 200, resp.text  # salt-api puts every post on the bus
         _, refused = master_events.wait("pgha/alert/rejected_webhook", 60)
         assert refused["problems"] == ["no valid token (Authorization: Bearer ...)"], refused
-    assert master_events.all("pgha/alert/prometheus/") == []
-    assert master_events.all("pgha/remediation/exporter/") == []
+    # (Alertmanager's own, genuine notifications may arrive meanwhile: BackupTooOld.)
+    assert [e for e in master_events.all("pgha/alert/prometheus/") if e.get("summary") == "forged"] == []
+    assert master_events.all("pgha/remediation/exporter/pg-01/") == []
     # With the token (what Alertmanager sends) the same post is taken.
     token = labpillar.raw()["monitoring"]["alertmanager"]["webhook"]["token"]
     test_alert = dict(forged, alerts=[dict(forged["alerts"][0], labels={"alertname": "PghaWebhookTest",

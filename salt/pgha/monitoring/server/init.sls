@@ -117,6 +117,18 @@ pgha-monitoring-server-config-alertmanager-defaults:
       - pkg: pgha-monitoring-server-package-installed
 
 # ---- service ----------------------------------------------------------------------------
+{%- for server in servers %}
+
+# The package starts its service with Debian's defaults (Alertmanager's gossip mesh
+# finds no private address on a documentation network and exits); systemd's start limit
+# would then refuse the start with pgha's configuration.
+pgha-monitoring-server-service-{{ server.service }}-reset-failed:
+  cmd.run:
+    - name: systemctl reset-failed {{ server.service }}
+    - onlyif: systemctl is-failed --quiet {{ server.service }}
+    - require:
+      - pkg: pgha-monitoring-server-package-installed
+{%- endfor %}
 
 pgha-monitoring-server-service-prometheus-running:
   service.running:
@@ -126,6 +138,7 @@ pgha-monitoring-server-service-prometheus-running:
     - reload: True
     - require:
       - sls: pgha.monitoring.exporters
+      - cmd: pgha-monitoring-server-service-{{ mon.prometheus.service }}-reset-failed
     - watch:
       - file: pgha-monitoring-server-config-prometheus-managed
       - file: pgha-monitoring-server-config-rules-managed
@@ -147,6 +160,8 @@ pgha-monitoring-server-service-alertmanager-running:
   service.running:
     - name: {{ mon.alertmanager.service | json }}
     - enable: True
+    - require:
+      - cmd: pgha-monitoring-server-service-{{ mon.alertmanager.service }}-reset-failed
     - watch:
       - file: pgha-monitoring-server-config-alertmanager-managed
       - file: pgha-monitoring-server-config-alertmanager-defaults
