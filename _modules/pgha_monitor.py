@@ -193,7 +193,7 @@ def record_limit(kind, member, subject="", window=600):
 
 def _prometheus(path, params=None, timeout=5):
     """GET *path* from this monitor node's Prometheus (its API, over TLS with pgha's CA)."""
-    cfg = __salt__["pgha.config"]()
+    cfg = __salt__["pgha.config"](redact=False)  # in-process: the key file's path is "key"
     if cfg["id"] not in cfg["monitor_members"]:
         raise CommandExecutionError(f"{cfg['id']} is no monitor node (pgha:nodes:{cfg['id']}:roles)")
     base = f"{cfg['scheme']}://{cfg['address']}:{cfg['monitoring']['prometheus']['port']}"
