@@ -20,6 +20,7 @@ def test_rollout_from_bare_nodes_succeeds(deploy):
                 "pgha-orch-deploy-streaming", "pgha-orch-deploy-etcd-leader",
                 "pgha-orch-deploy-backup", "pgha-orch-deploy-haproxy",
                 "pgha-orch-deploy-frontend", "pgha-orch-deploy-end-to-end",
+                "pgha-orch-deploy-exporters", "pgha-orch-deploy-monitoring",
                 "pgha-orch-deploy-beacons", "pgha-orch-deploy-maintenance-release"]
     ran = sorted(deploy.states.values(), key=lambda s: s["__run_num__"])
     assert [s["__id__"] for s in ran] == expected
