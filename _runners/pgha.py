@@ -213,6 +213,8 @@ def maintenance(action="status", owner=None, reason="", timeout=3600, force=Fals
 
     from salt.exceptions import SaltInvocationError  # pylint: disable=import-outside-toplevel
 
+    # `salt-run pgha.maintenance on` arrives as True: the CLI reads arguments as YAML 1.1.
+    action = {True: "on", False: "off"}.get(action, action)
     lock = __utils__["pgha_lock.path"](__opts__["cachedir"])
     name = "maintenance"
     now = time.time()

@@ -114,12 +114,14 @@ def test_a_stopped_patroni_on_a_replica_fires_patroni_down_and_resolves_after_he
     node = replica()
     # Healing held off (maintenance lock) so that the alert has time to fire at all: the
     # beacon restarts Patroni within about 10 s, faster than the rule's `for: 10s`.
-    assert salt_run_cli.run("pgha.maintenance", "on", "reason=test_09 PatroniDown", "timeout=300").returncode == 0
+    held = salt_run_cli.run("pgha.maintenance", "on", "reason=test_09 PatroniDown", "timeout=300")
+    assert held.returncode == 0 and held.data.get("maintenance") is True and "refused" not in held.data, held.stdout
     try:
         lab.exec_(NODES[node], ["systemctl", "stop", "patroni"], check=True)
         fired = firing_for("PatroniDown", node, 90)
     finally:
-        assert salt_run_cli.run("pgha.maintenance", "off").returncode == 0
+        released = salt_run_cli.run("pgha.maintenance", "off")
+    assert released.data.get("maintenance") is False, released.stdout
     # The services beacon reports it again (pgha:heal:repeat) and the reaction starts it.
     cleared = resolved("PatroniDown", node, 180)
     wait_for(lambda: workload.healthy(workload.member_states(PG_NODES)), 180, "three members streaming")
