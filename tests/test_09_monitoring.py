@@ -186,7 +186,8 @@ def test_prometheus_targets_page_in_headless_chromium_shows_every_target_up(moni
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--ignore-certificate-errors", f"--user-data-dir={tmp_path / 'profile'}",
              "--virtual-time-budget=15000", "--window-size=1400,1800"]
-    url = f"{PROMETHEUS}/targets"
+    # Debian's Prometheus ships the classic UI only (its React UI is not packaged).
+    url = f"{PROMETHEUS}/classic/targets"
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     shot = tmp_path / "prometheus-targets.png"
     subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)

@@ -78,7 +78,7 @@ def _info() -> int:
     mon = cfg["monitoring"]
     for name, spec in sorted(cfg["nodes"].items()):
         if "monitor" in spec["roles"] and mon["enabled"]:
-            print(f"Prometheus:        https://{spec['address']}:{mon['prometheus']['port']}/targets ({name}; "
+            print(f"Prometheus:        https://{spec['address']}:{mon['prometheus']['port']}/classic/targets ({name}; "
                   "CA: /var/lib/pgha-lab/tls/ca.crt)")
             print(f"Alertmanager:      https://{spec['address']}:{mon['alertmanager']['port']}/ ({name})")
     print("cluster status:    salt-run pgha.status      a node's shell: pgha-lab shell pg-01")
