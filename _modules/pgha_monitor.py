@@ -31,6 +31,12 @@ def __virtual__():
     return __virtualname__
 
 
+# What psql says when PostgreSQL is down or not open for connections yet or any more.
+NOT_ACCEPTING = ("No such file", "Connection refused", "could not connect", "the database system is starting up",
+                 "the database system is shutting down", "the database system is not yet accepting connections",
+                 "the database system is in recovery mode", "the database system is not accepting connections")
+
+
 def _psql(cfg, sql, user, password, stdin=None):
     """Run *sql* (or *stdin*) over the local socket as *user*; (retcode, stdout, stderr)."""
     argv = [f"{cfg['postgres']['bin_dir']}/psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
@@ -75,7 +81,8 @@ def role(name=None):
            f"FROM (SELECT 1) one LEFT JOIN pg_roles r ON r.rolname = {_quote_literal(name)}")
     rc, out, err = _psql(cfg, sql, su["username"], su["password"])
     if rc != 0:
-        if "No such file" in err or "Connection refused" in err or "could not connect" in err:
+        # Stopped, or (Patroni just started or is stopping it) not taking connections yet.
+        if any(sign in err for sign in NOT_ACCEPTING):
             return {"running": False, "in_recovery": None, "exists": None, "login": None,
                     "pg_monitor": None, "extra": [], "password_ok": None, "error": err}
         raise CommandExecutionError(f"PostgreSQL on {cfg['id']}: {err or rc}")

@@ -79,6 +79,13 @@ pgha-orch-rebuild-first-backup:
 {%- endif %}
 {{ step("pgha-orch-rebuild-streaming", [bootstrap], ["pgha.check.replicas"],
         "pgha-orch-rebuild-replicas" if replicas else ns.before_replicas) }}
+{#- The cluster was bootstrapped anew: postgres_exporter's login role is made again on
+    its primary (it replicates from there). #}
+{%- if pgha.monitoring_ready %}
+{{ step("pgha-orch-rebuild-monitoring-role", [bootstrap], ["pgha.monitoring.exporters.role"],
+        "pgha-orch-rebuild-streaming") }}
+{%- endif %}
+
 {%- if pgha.haproxy_members %}
 {{ step("pgha-orch-rebuild-routing", pgha.haproxy_members, ["pgha.check.routing"], "pgha-orch-rebuild-streaming") }}
 

@@ -122,6 +122,13 @@ pgha-orch-restore-new-backup:
 {{ step("pgha-orch-restore-streaming", [bootstrap], ["pgha.check.replicas"],
         "pgha-orch-restore-replicas" if replicas else "salt:pgha-orch-restore-new-backup") }}
 
+{#- The cluster was bootstrapped anew: postgres_exporter's login role is made again on
+    its primary (it replicates from there). #}
+{%- if pgha.monitoring_ready %}
+{{ step("pgha-orch-restore-monitoring-role", [bootstrap], ["pgha.monitoring.exporters.role"],
+        "pgha-orch-restore-streaming") }}
+{%- endif %}
+
 {%-   if pgha.haproxy_members %}
 {{ step("pgha-orch-restore-routing", pgha.haproxy_members, ["pgha.check.routing"], "pgha-orch-restore-streaming") }}
 
