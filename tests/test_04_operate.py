@@ -368,8 +368,14 @@ def test_a_new_primary_hands_etcd_leadership_on_at_once_and_no_session_stays_on_
         halt.set()
         holder.join(timeout=10)
     try:
-        left = sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgha-held'",
-                   host=NODES[old].address)[0][0]
+        def sessions_on_old():
+            # The demoted primary restarts as a replica: it may still be starting up.
+            try:
+                return [sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgha-held'",
+                            host=NODES[old].address)[0][0]]
+            except psycopg.OperationalError:
+                return None
+        left = wait_for(sessions_on_old, 60, f"the demoted {old} to take connections")[0]
         assert left == 0, f"{left} client session(s) through the writer port stayed on the demoted {old}"
         alive = []
         for conn in held:
