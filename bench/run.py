@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
 
 from pgha_lab import faults, lab, labpillar, tls, workload  # noqa: E402
+from pgha_lab import master as lab_master  # noqa: E402
 from pgha_lab.topology import NODES, VIP  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
@@ -164,6 +165,84 @@ def pgbench(leader_address: str, multi_host: str, seconds: int, clients: int, ro
         log(f"  {mode}: direct {medians['direct']:.0f}, vip {medians['vip']:.0f} "
             f"({results[mode]['ratio']:.3f}), multi-host {medians['multi_host']:.0f} "
             f"({results[mode]['multi_host_ratio']:.3f}) tps")
+    return results
+
+
+def apply_pillar(over: dict | None) -> None:
+    """Lay *over* on the lab pillar (None takes it back, as the tests' pillar_override
+    does) and apply it with a highstate everywhere, then wait for the cluster."""
+    path = lab_master.PILLAR_OVERRIDE_DIR / "lab_overrides.sls"
+    if over is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(over))  # JSON is YAML
+    for args in (("saltutil.refresh_pillar", "wait=True"), ("state.highstate", "--state-verbose=False")):
+        proc = salt("*", *args, "-t", "300")
+        if proc.returncode != 0:
+            raise SystemExit(f"salt '*' {' '.join(args)} with pillar {over} failed:\n{proc.stdout}\n{proc.stderr}")
+    wait_healthy()
+
+
+def pgbench_tps(flags: list[str], env: dict, seconds: int, clients: int) -> float:
+    proc = subprocess.run(["pgbench", "-U", "postgres", *flags, "-c", str(clients), "-j", "2",
+                           "-T", str(seconds), "-M", "prepared", "-n"],
+                          env=env, capture_output=True, text=True, check=True)
+    return float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1))
+
+
+def guarantee_costs(seconds: int, clients: int, rounds: int) -> dict:
+    """tpcb-like straight to the leader with and without each of pgha's two guarantees:
+    waiting for the synchronous standby (per session, synchronous_commit=local) and TLS
+    (pg_hba admits plain TCP for the measurement: pgha:postgres:require_ssl false, taken
+    back afterwards). The four variants alternate, reversed every other round."""
+    variants = {"sync, TLS (pgha)": ("require", "on"), "async, TLS": ("require", "local"),
+                "sync, plain": ("disable", "on"), "async, plain": ("disable", "local")}
+    apply_pillar({"pgha": {"postgres": {"require_ssl": False}}})
+    try:
+        leader = workload.leader(workload.member_states(PG))
+        flags = ["-h", NODES[leader].address, "-p", "5432", "-d", "postgres"]
+        base_env = dict(os.environ, PGPASSWORD=PASSWORD)
+        subprocess.run(["pgbench", "-U", "postgres", *flags, "-i", "-s", "10", "-q"], env=base_env,
+                       check=True, capture_output=True)
+        samples: dict[str, list[float]] = {v: [] for v in variants}
+        for i in range(rounds):
+            for name in (list(variants) if i % 2 == 0 else list(reversed(variants))):
+                sslmode, commit = variants[name]
+                env = dict(base_env, PGSSLMODE=sslmode, PGOPTIONS=f"-c synchronous_commit={commit}")
+                samples[name].append(pgbench_tps(flags, env, seconds, clients))
+    finally:
+        apply_pillar(None)
+    medians = {v: statistics.median(s) for v, s in samples.items()}
+    top = medians["async, plain"]
+    result = {v: {"tps": round(m, 1), "of_async_plain": round(m / top, 3), "samples": samples[v]}
+              for v, m in medians.items()}
+    log("  " + ", ".join(f"{v}: {m:.0f} tps" for v, m in medians.items()))
+    return result
+
+
+def profile_runs(runs: int, multi_host: str) -> dict:
+    """Leader power cuts under each named profile other than the lab's (rto norm and
+    safe, rpo bounded), the profile laid over the lab pillar and applied by highstate:
+    its RTO (the write gap) and RPO (acknowledged writes lost)."""
+    results = {}
+    try:
+        for axis, name in (("rto", "norm"), ("rto", "safe"), ("rpo", "bounded")):
+            apply_pillar({"pgha": {"profile": {axis: name}}})
+            dcs = salt_json(PG[0], "pgha.config")["patroni"]["dcs"]
+            log(f"  profile {axis} {name}: ttl {dcs['ttl']}, synchronous_mode {dcs['synchronous_mode']}; "
+                f"{runs} leader power cuts")
+            cuts = []
+            for i in range(runs):
+                cuts.append(fault_run("leader_power_cut", dcs["ttl"], multi_host))
+                log(f"    power cut {i + 1}: gap {cuts[-1]['write_gap']:.2f}s, lost {len(cuts[-1]['lost'])}")
+            results[f"{axis} {name}"] = {
+                "ttl": dcs["ttl"], "loop_wait": dcs["loop_wait"], "retry_timeout": dcs["retry_timeout"],
+                "synchronous_mode": dcs["synchronous_mode"],
+                "summary": workload.summary([r["write_gap"] for r in cuts]),
+                "lost": [len(r["lost"]) for r in cuts], "acked": [r["acked"] for r in cuts]}
+    finally:
+        apply_pillar(None)
     return results
 
 
@@ -360,6 +439,13 @@ def table(results: dict) -> str:
         if "multi_host" in r:
             rows.append((f"pgbench {mode} tps (multi-host / direct)",
                          f"{r['multi_host']} / {r['direct']} = {r['multi_host_ratio']}", ""))
+    for variant, r in results.get("costs", {}).items():
+        rows.append((f"pgbench tpcb-like direct, {variant}", f"{r['tps']} tps = {r['of_async_plain']} of async, plain", ""))
+    for profile, r in results.get("profiles", {}).items():
+        pc = r["summary"]
+        rows.append((f"profile {profile}: leader power cut (n={pc['n']}, ttl {r['ttl']})",
+                     f"median {pc['median']:.2f} s, max {pc['max']:.2f} s, lost {sum(r['lost'])} of {sum(r['acked'])}",
+                     f"<= {r['ttl'] - r['loop_wait'] / 2 + 2:.1f} s median"))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'figure':<{width}}  {'measured':<58}  target", "-" * (width + 80)]
     lines += [f"{a:<{width}}  {b:<58}  {c}" for a, b, c in rows]
@@ -376,7 +462,9 @@ def main() -> int:
                         help="alternating rounds of the three paths per pgbench mode")
     parser.add_argument("--backup-scale", type=int, default=100)
     parser.add_argument("--backup-load-seconds", type=int, default=300)
-    parser.add_argument("--only", default="deploy,switchover,power_cut,power_cut_same_etcd,faults,pgbench,backup",
+    parser.add_argument("--profile-runs", type=int, default=3, help="power cuts per named profile")
+    parser.add_argument("--only", default="deploy,switchover,power_cut,power_cut_same_etcd,faults,pgbench,costs,"
+                                          "profiles,backup",
                         help="comma-separated sections to run; the others keep their values "
                              "from an earlier results.json (without deploy, the running lab is used)")
     args = parser.parse_args()
@@ -449,6 +537,16 @@ def main() -> int:
         results["pgbench_settings"] = {"seconds": args.pgbench_seconds, "clients": args.pgbench_clients,
                                        "threads": 2, "scale": 10, "protocol": "prepared",
                                        "rounds": args.pgbench_rounds, "statistic": "median of alternating runs"}
+
+    if "costs" in only:
+        log("the cost of synchronous commit and of TLS, each on its own")
+        wait_healthy()
+        results["costs"] = guarantee_costs(args.pgbench_seconds, args.pgbench_clients, args.pgbench_rounds)
+
+    if "profiles" in only:
+        log("the named profiles")
+        wait_healthy()
+        results["profiles"] = profile_runs(args.profile_runs, multi_host)
 
     if "backup" in only:
         log("backups: pgBackRest")

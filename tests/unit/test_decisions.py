@@ -261,3 +261,39 @@ def test_no_healthy_target_gives_up_with_an_error_and_moves_nothing(monkeypatch)
     client = FakeClient(["primary"], [{"header": {"member_id": ME}, "leader": ME}],
                         {"pg-02": view(leader="0"), "pg-03": view(errors=["CORRUPT"])})
     assert run_with(monkeypatch, client) == 1 and client.moves == []
+
+
+# ---- etcd's stale peer status after a partition heals (the peer-watch timer) --------------
+
+PEERS = [{"ID": ME, "name": "pg-01", "peerURLs": ["https://198.51.100.120:2380"]},
+         {"ID": "6549754130294494148", "name": "pg-02", "peerURLs": ["https://198.51.100.121:2380"]},
+         {"ID": "12677256875067997316", "name": "pg-03", "peerURLs": ["https://198.51.100.122:2380"]},
+         {"ID": "99", "name": "pg-04", "peerURLs": ["https://198.51.100.123:2380"], "isLearner": True}]
+
+
+def metrics(pg02, pg03):
+    # etcd labels peers by their hex id: 6549754130294494148 is 5ae566adee59d3c4.
+    return ("# TYPE etcd_network_active_peers gauge\n"
+            f'etcd_network_active_peers{{Local="b",Remote="5ae566adee59d3c4"}} {pg02}\n'
+            + ("" if pg03 is None else f'etcd_network_active_peers{{Local="b",Remote="afeea9f5fcce7c84"}} {pg03}\n'))
+
+
+def test_a_voting_peer_not_reported_active_is_inactive_and_learners_are_ignored():
+    assert leader_apart.inactive_peers(ME, PEERS, metrics(1, 1)) == {}
+    assert leader_apart.inactive_peers(ME, PEERS, metrics(1, 0)) == {
+        "12677256875067997316": ("pg-03", "198.51.100.122", 2380)}
+    # Never connected at all: no series for it.
+    assert list(leader_apart.inactive_peers(ME, PEERS, metrics(0, None)).values()) == [
+        ("pg-02", "198.51.100.121", 2380), ("pg-03", "198.51.100.122", 2380)]
+
+
+def test_only_a_peer_inactive_twice_with_its_streams_up_and_its_port_open_is_stale():
+    first = leader_apart.inactive_peers(ME, PEERS, metrics(0, 0))
+    second = leader_apart.inactive_peers(ME, PEERS, metrics(1, 0))
+    up = {"198.51.100.121", "198.51.100.122"}
+    assert list(leader_apart.stale(first, second, up, lambda h, p: True)) == ["12677256875067997316"]
+    # Really cut off: no stream from it, or its peer port does not answer.
+    assert leader_apart.stale(first, second, {"198.51.100.121"}, lambda h, p: True) == {}
+    assert leader_apart.stale(first, second, up, lambda h, p: False) == {}
+    # Inactive only at the second reading: a reconnect may be under way.
+    assert leader_apart.stale({}, second, up, lambda h, p: True) == {}

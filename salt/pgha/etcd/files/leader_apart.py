@@ -13,13 +13,31 @@ only to a voting member that answers, agrees on who leads, and reports no error;
 no etcd leader (no quorum) it waits, up to the timeout, and then gives up.
 
     leader_apart.py /etc/pgha/etcd-leader-apart.json
+
+With --stale-peers (run by pgha-etcd-peer-watch.timer), it repairs instead a peer
+status etcd left wrong after a partition heals: a pipeline message queued during the
+partition can fail (dial i/o timeout) just after the stream to that peer came back, and
+marks the peer inactive. Nothing marks it active again while the stream lives (the
+status is only raised when a stream connects, and two followers send each other
+nothing), so this member refuses every member add ("unhealthy cluster") indefinitely
+although its TCP streams to the peer are up. The repair closes the peer's inbound
+stream connections (ss -K), which the peer re-opens within a second: what a network
+blip does, and never a restart. It acts only on a peer that is inactive in this
+member's /metrics at two readings `confirm` seconds apart while established TCP
+connections from it are open and its peer port accepts a connection.
+
+    leader_apart.py /etc/pgha/etcd-leader-apart.json --stale-peers
 """
 
 import json
+import re
+import socket
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 PRIMARY_ROLES = ("primary", "master")
@@ -59,6 +77,33 @@ def choose_target(own_id, leader_id, members, views):
     if not candidates:
         return None, "no healthy voting member to take etcd leadership"
     return max(candidates)[2], None
+
+
+ACTIVE_PEERS = re.compile(r'^etcd_network_active_peers\{[^}]*Remote="([0-9a-f]+)"[^}]*\}\s+(\S+)', re.M)
+
+
+def inactive_peers(own_id, members, metrics_text):
+    """{member id: (name, peer host, peer port)} for each voting peer that this member's
+    /metrics does not report active. A peer absent from the metrics (never connected)
+    counts as inactive too."""
+    active = {remote: float(value) >= 1 for remote, value in ACTIVE_PEERS.findall(metrics_text)}
+    out = {}
+    for member in members:
+        mid = str(member.get("ID", ""))
+        if mid == str(own_id) or member.get("isLearner") or not member.get("peerURLs"):
+            continue
+        if not active.get(format(int(mid), "x")):
+            url = urllib.parse.urlsplit(member["peerURLs"][0])
+            out[mid] = (member.get("name") or mid, url.hostname, url.port)
+    return out
+
+
+def stale(first, second, established_from, reachable):
+    """The peers inactive at both readings (*first*, *second*: inactive_peers answers)
+    although TCP connections from their address are established and *reachable*(host,
+    port) is true: etcd's status is wrong, the transport is up."""
+    return {mid: peer for mid, peer in second.items()
+            if mid in first and peer[1] in established_from and reachable(peer[1], peer[2])}
 
 
 class Client:
@@ -101,6 +146,14 @@ class Client:
         # members are only asked for their status, which needs none.
         return self._call((url or self.cfg["etcd_url"]) + path, payload or {}, timeout=timeout,
                           token=url is None)
+
+    def metrics(self):
+        req = urllib.request.Request(self.cfg["etcd_url"] + "/metrics")
+        try:
+            with urllib.request.urlopen(req, timeout=3.0, context=self.ctx) as resp:
+                return resp.read().decode(errors="replace")
+        except (urllib.error.URLError, OSError) as exc:
+            raise RuntimeError(f"{self.cfg['etcd_url']}/metrics: {getattr(exc, 'reason', exc)}") from None
 
     def patroni_role(self):
         return self._call(self.cfg["patroni_url"] + "/patroni", timeout=2.0, method="GET").get("role")
@@ -165,12 +218,54 @@ def run(cfg, sleep=time.sleep, clock=time.monotonic):
     return 1
 
 
+def established_sources(port):
+    """Remote addresses with an established TCP connection to local *port*."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    return {line.split()[-1].rsplit(":", 1)[0].strip("[]") for line in out.splitlines() if line.strip()}
+
+
+def port_open(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=2.0):
+            return True
+    except OSError:
+        return False
+
+
+def repair_stale_peers(cfg, sleep=time.sleep):
+    client = Client(cfg)
+    client.login()
+    own_id = client.etcd("/v3/maintenance/status")["header"]["member_id"]
+    members = client.etcd("/v3/cluster/member/list").get("members", [])
+    first = inactive_peers(own_id, members, client.metrics())
+    if not first:
+        return 0
+    sleep(float(cfg["confirm"]))
+    second = inactive_peers(own_id, members, client.metrics())
+    port = int(cfg["peer_port"])
+    for name, host, _ in sorted(stale(first, second, established_sources(port), port_open).values()):
+        # The peer's stream readers are connected to our peer port; closing them makes
+        # it dial again, and the new stream marks it active.
+        subprocess.run(["ss", "-K", "-tn", "state", "established", f"( sport = :{port} and dst {host} )"],
+                       capture_output=True, check=True)
+        log(f"etcd on {cfg['name']} called {name} inactive although its streams were up: "
+            f"closed them so that {name} reconnects")
+    return 0
+
+
 def main(argv):
-    if len(argv) != 2:
+    if len(argv) not in (2, 3) or argv[2:] not in ([], ["--stale-peers"]):
         print(__doc__, file=sys.stderr)
         return 2
     with open(argv[1], encoding="utf-8") as fh:
         cfg = json.load(fh)
+    if argv[2:]:
+        try:
+            return repair_stale_peers(cfg)
+        except (RuntimeError, KeyError, subprocess.CalledProcessError) as exc:
+            log(f"etcd peer status not checked: {exc}")
+            return 1
     try:
         return run(cfg)
     except RuntimeError as exc:

@@ -5,7 +5,9 @@
 
 pgha-etcd-leader-watch-clean-path-dead:
   service.dead:
-    - name: pgha-etcd-leader-apart.path
+    - names:
+      - pgha-etcd-leader-apart.path
+      - pgha-etcd-peer-watch.timer
     - enable: False
 
 pgha-etcd-leader-watch-clean-files-absent:
@@ -13,6 +15,8 @@ pgha-etcd-leader-watch-clean-files-absent:
     - names:
       - /etc/systemd/system/pgha-etcd-leader-apart.path
       - /etc/systemd/system/pgha-etcd-leader-apart.service
+      - /etc/systemd/system/pgha-etcd-peer-watch.timer
+      - /etc/systemd/system/pgha-etcd-peer-watch.service
       - /etc/tmpfiles.d/pgha-role.conf
       - {{ watch.callback }}
       - {{ watch.script }}

@@ -4,6 +4,8 @@
 # round trip through the master: Patroni's on_role_change callback (as postgres) touches
 # a trigger, a systemd path unit starts a root-run oneshot, and that moves etcd's
 # leadership if this node holds both (pgha.etcd.leader does the same from orchestration).
+# The same script, from a timer, repairs a peer status etcd leaves stale after a
+# partition heals (leader_apart.py --stale-peers says how).
 {%- from "pgha/map.jinja" import pgha %}
 {%- set watch = pgha.etcd.leader_watch %}
 
@@ -60,6 +62,10 @@ pgha-etcd-leader-watch-units:
         - source: salt://pgha/etcd/files/leader_apart.path.jinja
       - /etc/systemd/system/pgha-etcd-leader-apart.service:
         - source: salt://pgha/etcd/files/leader_apart.service.jinja
+      - /etc/systemd/system/pgha-etcd-peer-watch.timer:
+        - source: salt://pgha/etcd/files/peer_watch.timer.jinja
+      - /etc/systemd/system/pgha-etcd-peer-watch.service:
+        - source: salt://pgha/etcd/files/peer_watch.service.jinja
     - template: jinja
     - mode: '0644'
   cmd.run:
@@ -74,6 +80,17 @@ pgha-etcd-leader-watch-path-running:
     - require:
       - cmd: pgha-etcd-leader-watch-units
       - cmd: pgha-etcd-leader-watch-trigger-dir
+      - file: pgha-etcd-leader-watch-script
+      - file: pgha-etcd-leader-watch-config
+    - watch:
+      - file: pgha-etcd-leader-watch-units
+
+pgha-etcd-peer-watch-timer-running:
+  service.running:
+    - name: pgha-etcd-peer-watch.timer
+    - enable: True
+    - require:
+      - cmd: pgha-etcd-leader-watch-units
       - file: pgha-etcd-leader-watch-script
       - file: pgha-etcd-leader-watch-config
     - watch:
