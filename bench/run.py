@@ -177,7 +177,7 @@ def apply_pillar(over: dict | None) -> None:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(over))  # JSON is YAML
-    for args in (("saltutil.refresh_pillar", "wait=True"), ("state.highstate", "--state-verbose=False")):
+    for args in (("saltutil.refresh_pillar", "wait=True"), ("state.highstate", "queue=True", "--state-verbose=False")):
         proc = salt("*", *args, "-t", "300")
         if proc.returncode != 0:
             raise SystemExit(f"salt '*' {' '.join(args)} with pillar {over} failed:\n{proc.stdout}\n{proc.stderr}")
