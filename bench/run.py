@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """pgha benchmark: rollout time, switchover and failover write gaps, lost writes per
-fault, and pgbench through the VIP against the leader directly.
+fault, pgbench through the VIP against the leader directly, the throughput cost of
+synchronous commit and of TLS each on its own, and leader power cuts under the named
+profiles other than the lab's (rto norm and safe, rpo bounded).
 
     make bench            (or: .venv/bin/python bench/run.py)
 
