@@ -297,3 +297,18 @@ def test_only_a_peer_inactive_twice_with_its_streams_up_and_its_port_open_is_sta
     assert leader_apart.stale(first, second, up, lambda h, p: False) == {}
     # Inactive only at the second reading: a reconnect may be under way.
     assert leader_apart.stale({}, second, up, lambda h, p: True) == {}
+
+
+def test_the_peer_watch_with_etcd_down_checks_nothing_and_does_not_fail_its_unit(monkeypatch, tmp_path):
+    class Down:
+        def __init__(self, cfg):
+            pass
+
+        def login(self):
+            raise RuntimeError("https://198.51.100.120:2379/v3/auth/authenticate: [Errno 111] Connection refused")
+
+    monkeypatch.setattr(leader_apart, "Client", Down)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"name": "pg-01", "peer_port": 2380, "confirm": 0}')
+    assert leader_apart.main(["leader_apart.py", str(cfg), "--stale-peers"]) == 0
+    assert leader_apart.main(["leader_apart.py", str(cfg), "--bogus"]) == 2
