@@ -223,11 +223,11 @@ def guarantee_costs(seconds: int, clients: int, rounds: int) -> dict:
     return result
 
 
-def profile_runs(runs: int, multi_host: str) -> dict:
+def profile_runs(runs: int, multi_host: str, results: dict) -> dict:
     """Leader power cuts under each named profile other than the lab's (rto norm and
     safe, rpo bounded), the profile laid over the lab pillar and applied by highstate:
-    its RTO (the write gap) and RPO (acknowledged writes lost)."""
-    results = {}
+    its RTO (the write gap) and RPO (acknowledged writes lost), into *results* as each
+    profile finishes (a later failure keeps the earlier ones)."""
     try:
         for axis, name in (("rto", "norm"), ("rto", "safe"), ("rpo", "bounded")):
             apply_pillar({"pgha": {"profile": {axis: name}}})
@@ -243,6 +243,10 @@ def profile_runs(runs: int, multi_host: str) -> dict:
                 "synchronous_mode": dcs["synchronous_mode"],
                 "summary": workload.summary([r["write_gap"] for r in cuts]),
                 "lost": [len(r["lost"]) for r in cuts], "acked": [r["acked"] for r in cuts]}
+    except BaseException as exc:
+        # Named before the pillar is put back, which may fail on its own.
+        log(f"  profile run failed: {exc}")
+        raise
     finally:
         apply_pillar(None)
     return results
@@ -492,6 +496,10 @@ def main() -> int:
                             "keepalived_advert_int": cfg["keepalived"]["advert_int"]},
                "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     results = {**previous, **results}
+
+    def save() -> None:
+        # After every section, so that a failure later keeps what was measured.
+        (out / "results.json").write_text(json.dumps(results, indent=2))
     if deployed:
         results["deploy"] = deployed
 
@@ -505,6 +513,7 @@ def main() -> int:
         results["switchover"] = {"summary": workload.summary([r["gap"] for r in runs]),
                                  "multi_host_summary": workload.summary([r["multi_host_gap"] for r in runs]),
                                  "runs": runs}
+        save()
 
     for section, on_primary in (("power_cut", False), ("power_cut_same_etcd", True)):
         if section not in only:
@@ -520,6 +529,7 @@ def main() -> int:
                             "multi_host_summary": workload.summary([r["multi_host"]["write_gap"] for r in runs]),
                             "etcd_leader_on_victim": sum(r["etcd_leader_on_victim"] for r in runs),
                             "runs": runs}
+        save()
 
     if "faults" in only:
         log("every fault kind once (the power cut's first run stands for its kind)")
@@ -529,6 +539,7 @@ def main() -> int:
                 results["faults"][kind] = fault_run(kind, dcs["ttl"])
                 log(f"  {kind}: gap {results['faults'][kind]['write_gap']:.2f}s, "
                     f"lost {len(results['faults'][kind]['lost'])}")
+                save()
 
     if "pgbench" in only:
         log("pgbench")
@@ -539,23 +550,30 @@ def main() -> int:
         results["pgbench_settings"] = {"seconds": args.pgbench_seconds, "clients": args.pgbench_clients,
                                        "threads": 2, "scale": 10, "protocol": "prepared",
                                        "rounds": args.pgbench_rounds, "statistic": "median of alternating runs"}
+        save()
 
     if "costs" in only:
         log("the cost of synchronous commit and of TLS, each on its own")
         wait_healthy()
         results["costs"] = guarantee_costs(args.pgbench_seconds, args.pgbench_clients, args.pgbench_rounds)
+        save()
 
     if "profiles" in only:
         log("the named profiles")
         wait_healthy()
-        results["profiles"] = profile_runs(args.profile_runs, multi_host)
+        results["profiles"] = {}
+        save()
+        try:
+            profile_runs(args.profile_runs, multi_host, results["profiles"])
+        finally:
+            save()
 
     if "backup" in only:
         log("backups: pgBackRest")
         wait_healthy()
         results["backup"] = backup_figures(args.backup_scale, args.backup_load_seconds)
 
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    save()
     if "switchover" in results and "power_cut" in results:
         plot(results, out / "timeline.png")
     if results.get("power_cut", {}).get("runs"):

@@ -312,3 +312,9 @@ def test_the_peer_watch_with_etcd_down_checks_nothing_and_does_not_fail_its_unit
     cfg.write_text('{"name": "pg-01", "peer_port": 2380, "confirm": 0}')
     assert leader_apart.main(["leader_apart.py", str(cfg), "--stale-peers"]) == 0
     assert leader_apart.main(["leader_apart.py", str(cfg), "--bogus"]) == 2
+
+
+def test_addresses_from_ss_and_peer_urls_compare_alike():
+    assert leader_apart._address("198.51.100.122") == "198.51.100.122"
+    assert leader_apart._address("[::ffff:198.51.100.122]") == "198.51.100.122"
+    assert leader_apart._address("[2001:db8::2]") == leader_apart._address("2001:db8:0::2") == "2001:db8::2"
