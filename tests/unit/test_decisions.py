@@ -4,6 +4,8 @@ master's leases. No loader, no lab: each is imported from its file."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from unit.helpers import load_file
@@ -318,3 +320,36 @@ def test_addresses_from_ss_and_peer_urls_compare_alike():
     assert leader_apart._address("198.51.100.122") == "198.51.100.122"
     assert leader_apart._address("[::ffff:198.51.100.122]") == "198.51.100.122"
     assert leader_apart._address("[2001:db8::2]") == leader_apart._address("2001:db8:0::2") == "2001:db8::2"
+
+
+def test_the_peer_watch_closes_only_the_stale_peers_inbound_streams(monkeypatch):
+    class Stale:
+        def __init__(self, cfg):
+            pass
+
+        def login(self):
+            pass
+
+        def etcd(self, path, payload=None, url=None, timeout=2.0):
+            if path == "/v3/cluster/member/list":
+                return {"members": PEERS}
+            return {"header": {"member_id": ME}}
+
+        def metrics(self):
+            return metrics(1, 0)
+
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append(cmd)
+        out = ("0 0 198.51.100.120:2380 198.51.100.121:40000\n0 0 198.51.100.120:2380 [::ffff:198.51.100.122]:52910\n"
+               if "-K" not in cmd else "0 0 198.51.100.120:2380 198.51.100.122:52910\n")
+        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(leader_apart, "Client", Stale)
+    monkeypatch.setattr(leader_apart.subprocess, "run", run)
+    monkeypatch.setattr(leader_apart, "port_open", lambda host, port: True)
+    assert leader_apart.repair_stale_peers({"name": "pg-01", "peer_port": 2380, "confirm": 5},
+                                           sleep=lambda s: None) == 0
+    assert calls[-1] == ["ss", "-K", "-Htn", "state", "established", "( sport = :2380 and dst 198.51.100.122 )"]
+    assert sum("-K" in c for c in calls) == 1
