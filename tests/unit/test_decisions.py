@@ -306,8 +306,8 @@ def test_the_peer_watch_with_etcd_down_checks_nothing_and_does_not_fail_its_unit
         def __init__(self, cfg):
             pass
 
-        def login(self):
-            raise RuntimeError("https://198.51.100.120:2379/v3/auth/authenticate: [Errno 111] Connection refused")
+        def etcd(self, path, payload=None, url=None, timeout=2.0):
+            raise RuntimeError("https://198.51.100.120:2379/v3/maintenance/status: [Errno 111] Connection refused")
 
     monkeypatch.setattr(leader_apart, "Client", Down)
     cfg = tmp_path / "cfg.json"
@@ -325,9 +325,6 @@ def test_addresses_from_ss_and_peer_urls_compare_alike():
 def test_the_peer_watch_closes_only_the_stale_peers_inbound_streams(monkeypatch):
     class Stale:
         def __init__(self, cfg):
-            pass
-
-        def login(self):
             pass
 
         def etcd(self, path, payload=None, url=None, timeout=2.0):
