@@ -137,15 +137,25 @@ def fault_run(kind: str, ttl: int, multi_host: str | None = None, etcd_leader_on
     return report
 
 
+def pgbench_init(flags: list[str], env: dict, scale: int) -> None:
+    subprocess.run(["pgbench", "-U", "postgres", *flags, "-i", "-s", str(scale), "-q"], env=env,
+                   check=True, capture_output=True)
+
+
+def pgbench_tps(flags: list[str], env: dict, seconds: int, clients: int) -> float:
+    proc = subprocess.run(["pgbench", "-U", "postgres", *flags, "-c", str(clients), "-j", "2",
+                           "-T", str(seconds), "-M", "prepared", "-n"],
+                          env=env, capture_output=True, text=True, check=True)
+    return float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1))
+
+
 def pgbench(leader_address: str, multi_host: str, seconds: int, clients: int, rounds: int) -> dict:
     """TPS straight to the leader, through the VIP, and on the libpq multi-host string,
     the three paths alternating (reversed every other round) *rounds* times per mode, so
     that drift on a shared 2-core host hits all alike; medians and ratios to direct."""
     env = dict(os.environ, PGPASSWORD=PASSWORD)
-    base = ["pgbench", "-U", "postgres"]
     log("  pgbench -i (scale 10)")
-    subprocess.run([*base, "-h", VIP, "-p", "5432", "-d", "postgres", "-i", "-s", "10", "-q"], env=env,
-                   check=True, capture_output=True)
+    pgbench_init(["-h", VIP, "-p", "5432", "-d", "postgres"], env, 10)
     paths = {"direct": ["-h", leader_address, "-p", "5432", "-d", "postgres"],
              "vip": ["-h", VIP, "-p", "5432", "-d", "postgres"],
              # pgbench takes a conninfo string where the database name goes.
@@ -155,10 +165,7 @@ def pgbench(leader_address: str, multi_host: str, seconds: int, clients: int, ro
         samples: dict[str, list[float]] = {path: [] for path in paths}
         for i in range(rounds):
             for path in (list(paths) if i % 2 == 0 else list(reversed(paths))):
-                proc = subprocess.run([*base, *paths[path], "-c", str(clients), "-j", "2",
-                                       "-T", str(seconds), "-M", "prepared", "-n", *flags],
-                                      env=env, capture_output=True, text=True, check=True)
-                samples[path].append(float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1)))
+                samples[path].append(pgbench_tps([*paths[path], *flags], env, seconds, clients))
         medians = {path: statistics.median(v) for path, v in samples.items()}
         results[mode] = {**{path: round(m, 1) for path, m in medians.items()},
                          "ratio": round(medians["vip"] / medians["direct"], 3),
@@ -173,7 +180,7 @@ def pgbench(leader_address: str, multi_host: str, seconds: int, clients: int, ro
 def apply_pillar(over: dict | None) -> None:
     """Lay *over* on the lab pillar (None takes it back, as the tests' pillar_override
     does) and apply it with a highstate everywhere, then wait for the cluster."""
-    path = lab_master.PILLAR_OVERRIDE_DIR / "lab_overrides.sls"
+    path = lab_master.PILLAR_OVERRIDE_FILE
     if over is None:
         path.unlink(missing_ok=True)
     else:
@@ -184,13 +191,6 @@ def apply_pillar(over: dict | None) -> None:
         if proc.returncode != 0:
             raise SystemExit(f"salt '*' {' '.join(args)} with pillar {over} failed:\n{proc.stdout}\n{proc.stderr}")
     wait_healthy()
-
-
-def pgbench_tps(flags: list[str], env: dict, seconds: int, clients: int) -> float:
-    proc = subprocess.run(["pgbench", "-U", "postgres", *flags, "-c", str(clients), "-j", "2",
-                           "-T", str(seconds), "-M", "prepared", "-n"],
-                          env=env, capture_output=True, text=True, check=True)
-    return float(re.search(r"tps = ([\d.]+)", proc.stdout).group(1))
 
 
 def guarantee_costs(seconds: int, clients: int, rounds: int) -> dict:
@@ -205,8 +205,7 @@ def guarantee_costs(seconds: int, clients: int, rounds: int) -> dict:
         leader = workload.leader(workload.member_states(PG))
         flags = ["-h", NODES[leader].address, "-p", "5432", "-d", "postgres"]
         base_env = dict(os.environ, PGPASSWORD=PASSWORD)
-        subprocess.run(["pgbench", "-U", "postgres", *flags, "-i", "-s", "10", "-q"], env=base_env,
-                       check=True, capture_output=True)
+        pgbench_init(flags, base_env, 10)
         samples: dict[str, list[float]] = {v: [] for v in variants}
         for i in range(rounds):
             for name in (list(variants) if i % 2 == 0 else list(reversed(variants))):
@@ -272,9 +271,10 @@ def backup_figures(scale: int, load_seconds: int) -> dict:
     a finished WAL segment waits before pg_stat_archiver has it), and a point-in-time
     restore of the cluster until writes work through the VIP."""
     env = dict(os.environ, PGPASSWORD=PASSWORD)
-    base = ["pgbench", "-U", "postgres", "-d", "postgres", "-h", VIP, "-p", "5432"]
+    through_vip = ["-d", "postgres", "-h", VIP, "-p", "5432"]
+    base = ["pgbench", "-U", "postgres", *through_vip]
     log(f"  pgbench -i -s {scale}")
-    subprocess.run([*base, "-i", "-s", str(scale), "-q"], env=env, check=True, capture_output=True)
+    pgbench_init(through_vip, env, scale)
     size = int(sql_scalar("SELECT pg_database_size('postgres')"))
     out = {"scale": scale, "database_bytes": size}
     out["full_s"] = orch("orch.backup", {"type": "full"})

@@ -361,7 +361,7 @@ def node_fingerprint(salt_cli):
 @contextlib.contextmanager
 def pillar_override(salt_cli, data: dict):
     """Layer *data* over the lab pillar (the optional lab_overrides.sls) for a block."""
-    path = lab_master.PILLAR_OVERRIDE_DIR / "lab_overrides.sls"
+    path = lab_master.PILLAR_OVERRIDE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data))
     refresh_pillar(salt_cli)
@@ -439,7 +439,7 @@ def cluster_problems(salt_cli, lab) -> list[str]:
     writes to the leader, the VIP on one node, no remediation in flight, and nothing
     left over (pillar override, learner, spare node)."""
     problems = []
-    override = lab_master.PILLAR_OVERRIDE_DIR / "lab_overrides.sls"
+    override = lab_master.PILLAR_OVERRIDE_FILE
     if override.exists():
         problems.append(f"a pillar override is left over: {override}")
     spare = [n.name for n in NODES.values() if n.spare and n.dir.exists()]

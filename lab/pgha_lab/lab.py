@@ -59,7 +59,7 @@ def clean() -> None:
         run(["umount", "-l", mount], check=False)
     _kill_lab_listeners()
     master.purge_master_state()
-    (master.PILLAR_OVERRIDE_DIR / "lab_overrides.sls").unlink(missing_ok=True)
+    master.PILLAR_OVERRIDE_FILE.unlink(missing_ok=True)
     try:
         _remove_cgroup_parents()
     except OSError as exc:

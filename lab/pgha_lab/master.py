@@ -22,6 +22,8 @@ MASTER_ROOT = STATE_DIR / "master"
 # Optional pillar layered over the lab's own (pillar/top.sls includes it if present):
 # tests use it to add a node or to feed a broken pillar without touching the checkout.
 PILLAR_OVERRIDE_DIR = STATE_DIR / "pillar"
+# What the tests and the bench lay over the lab pillar for a while (lab up removes it).
+PILLAR_OVERRIDE_FILE = PILLAR_OVERRIDE_DIR / "lab_overrides.sls"
 MASTER_PIDFILE = RUN_DIR / "salt-master.pid"
 API_PIDFILE = RUN_DIR / "salt-api.pid"
 

@@ -269,7 +269,7 @@ def repair_stale_peers(cfg, sleep=time.sleep):
 
 
 def main(argv):
-    if len(argv) not in (2, 3) or argv[2:] not in ([], ["--stale-peers"]):
+    if len(argv) < 2 or argv[2:] not in ([], ["--stale-peers"]):
         print(__doc__, file=sys.stderr)
         return 2
     with open(argv[1], encoding="utf-8") as fh:
