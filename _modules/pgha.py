@@ -7,6 +7,7 @@ states and the SLS files all read one source. ``pgha.validate`` checks it before
 anything is changed.
 """
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -82,15 +83,29 @@ def config(refresh=False, redact=True, **kwargs):
 
         salt pg-01 pgha.config
     """
-    if refresh or "pgha.config" not in __context__:
+    # The copy is tied to the pillar it was rendered from. Beacons call this in the
+    # minion's own process, whose __context__ outlives pillar refreshes: a refresh
+    # rebuilds the loader before the new pillar arrives, so a beacon run in between
+    # would otherwise keep the old pillar's values (a passphrase put back, a bound
+    # changed) until the next refresh.
+    pillar = _pillar_fingerprint()
+    cached = __context__.get("pgha.config")
+    if refresh or cached is None or cached[0] != pillar:
         try:
-            __context__["pgha.config"] = _render(_MAP_EXPR)
+            __context__["pgha.config"] = cached = (pillar, _render(_MAP_EXPR))
         except Exception as exc:  # a broken pillar surfaces here first
             raise CommandExecutionError(f"cannot render pgha/map.jinja: {exc}")
-    cfg = __context__["pgha.config"]
+    cfg = cached[1]
     # Salt hands a function called as a job its publication data as __pub_* keywords.
     as_job = any(key.startswith("__pub_") for key in kwargs)
     return _redacted(cfg) if redact or as_job else cfg
+
+
+def _pillar_fingerprint():
+    """A digest of the pillar's ``pgha:`` data and this node's id: what map.jinja
+    renders from besides the formula's own files."""
+    data = {"pgha": __salt__["pillar.get"]("pgha", {}), "id": __opts__.get("id")}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 SECRET_KEYS = ("password", "token", "key", "root_password", "patroni_password", "cipher_pass",

@@ -6,15 +6,13 @@ configuration (master_config), so both serve the same checkout to the same minio
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from pathlib import Path
 
 import yaml
 
 from . import tls
-from .sh import LabError, run, say, wait_until
+from .sh import LabError, pidfile_pid, run, say, stop_pidfile, wait_until
 from .topology import HOST_ADDRESS, MASTER_CONFIG_DIR, NODES, REPO_ROOT, RUN_DIR, SALT_API_PORT, SALT_PUBLISH_PORT, SALT_RET_PORT, STATE_DIR
 
 PKI_DIR = STATE_DIR / "pki"
@@ -99,9 +97,15 @@ def master_config() -> dict:
         # salt-api, for Alertmanager's webhook only (/hook/pgha/alert): HTTPS with the lab
         # host's certificate. No eauth token (Alertmanager cannot log in): the reaction
         # checks the post's bearer token (orch/heal/alert.sls), and nothing else is enabled.
+        # One worker thread: rest_cherrypy's Webhook fires every post through one shared
+        # event pusher, whose synchronous wrapper is not thread-safe. Two posts at once
+        # (Alertmanager's and another) raise "This event loop is already running", the
+        # pusher's close then fails too, and every later post answers 500 until salt-api
+        # restarts (seen in CI: the ExporterDown alert never reached the bus).
         "rest_cherrypy": {"host": HOST_ADDRESS, "port": SALT_API_PORT,
                           "ssl_crt": tls.client()["cert"], "ssl_key": tls.client()["key"],
-                          "webhook_disable_auth": True, "webhook_url": "/hook", "disable_ssl": False},
+                          "webhook_disable_auth": True, "webhook_url": "/hook", "disable_ssl": False,
+                          "thread_pool": 1},
         "api_pidfile": str(API_PIDFILE),
         "api_logfile": str(MASTER_ROOT / "api.log"),
     }
@@ -124,17 +128,8 @@ def venv_bin(name: str) -> str:
     return str(REPO_ROOT / ".venv" / "bin" / name)
 
 
-def _pid(pidfile: Path) -> int | None:
-    try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
 def master_pid() -> int | None:
-    return _pid(MASTER_PIDFILE)
+    return pidfile_pid(MASTER_PIDFILE)
 
 
 def start_master() -> None:
@@ -152,7 +147,7 @@ def start_api(config_dir: Path) -> None:
     daemon, or the tests' own master), until it accepts connections on its port."""
     import socket
 
-    if _pid(API_PIDFILE):
+    if pidfile_pid(API_PIDFILE):
         return
     run([venv_bin("salt-api"), "-c", str(config_dir), "-d"])
 
@@ -163,27 +158,17 @@ def start_api(config_dir: Path) -> None:
         except OSError:
             return False
     wait_until(listening, 60, f"salt-api to listen on {HOST_ADDRESS}:{SALT_API_PORT}")
-    say(f"salt-api running (pid {_pid(API_PIDFILE)}) on https://{HOST_ADDRESS}:{SALT_API_PORT}/hook")
+    say(f"salt-api running (pid {pidfile_pid(API_PIDFILE)}) on https://{HOST_ADDRESS}:{SALT_API_PORT}/hook")
 
 
 def stop_api() -> None:
-    api = _pid(API_PIDFILE)
-    if api:
-        os.kill(api, signal.SIGTERM)
-        wait_until(lambda: _pid(API_PIDFILE) is None, 30, "salt-api to stop")
-    API_PIDFILE.unlink(missing_ok=True)
+    stop_pidfile(API_PIDFILE, "salt-api", timeout=30)
 
 
 def stop_master() -> None:
     stop_api()
-    pid = master_pid()
-    if pid is None:
-        MASTER_PIDFILE.unlink(missing_ok=True)
-        return
-    os.kill(pid, signal.SIGTERM)
     # The daemon's workers are its children; they go with it.
-    wait_until(lambda: master_pid() is None, 30, "the salt-master to stop")
-    MASTER_PIDFILE.unlink(missing_ok=True)
+    stop_pidfile(MASTER_PIDFILE, "the salt-master", timeout=30)
 
 
 def restart_minions(names: list[str]) -> None:

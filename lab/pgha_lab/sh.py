@@ -57,10 +57,21 @@ def pidfile_pid(pidfile: Path) -> int | None:
     return value if stat.rsplit(")", 1)[1].split()[0] != "Z" else None
 
 
-def stop_pidfile(pidfile: Path, what: str) -> None:
-    """SIGTERM the process *pidfile* names, wait for it to end, remove the file."""
+def stop_pidfile(pidfile: Path, what: str, timeout: float = 15) -> None:
+    """SIGTERM the process *pidfile* names, wait for it to end, remove the file. A daemon
+    still there after *timeout* (a wedged thread ignores SIGTERM) is killed with its
+    process group, so that a later `up` starts clean instead of finding it half alive."""
     value = pidfile_pid(pidfile)
     if value:
         os.kill(value, signal.SIGTERM)
-        wait_until(lambda: pidfile_pid(pidfile) is None, 15, f"{what} to stop")
+        try:
+            wait_until(lambda: pidfile_pid(pidfile) is None, timeout, f"{what} to stop")
+        except LabError:
+            say(f"{what} (pid {value}) ignored SIGTERM for {timeout:.0f}s: killing it")
+            group = os.getpgid(value)
+            if group != os.getpgrp():
+                os.killpg(group, signal.SIGKILL)
+            else:
+                os.kill(value, signal.SIGKILL)
+            wait_until(lambda: pidfile_pid(pidfile) is None, 10, f"{what} to die")
     pidfile.unlink(missing_ok=True)

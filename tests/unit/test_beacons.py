@@ -92,3 +92,15 @@ def test_a_promotion_names_the_leader_before_it_as_the_old_leader():
     module.time = Clock()
     changes = [e for _ in range(3) for e in module.beacon(CONFIG) if e["tag"] == "role_changed"]
     assert [(e["old_leader"], e["new_leader"], e["new_role"]) for e in changes] == [("pg-01", "pg-03", "leader")]
+
+
+def test_a_pillar_that_changes_after_the_first_render_reaches_the_next_call(minion):
+    """A beacon's pgha.config lives in the minion's own process, whose cache outlives a
+    pillar refresh; a refresh that swaps the pillar under it must still be seen (CI: the
+    backup beacon kept a wrong passphrase after the override that set it was removed)."""
+    m = minion({"backup": {"max_age": 100}})
+    assert m.modules.pgha.config(redact=False)["backup"]["max_age"] == 100
+    # What pillar_refresh does: the loader's pillar swapped in place, __context__ kept.
+    held = m.modules.pack["__pillar__"]
+    held["pgha"]["backup"]["max_age"] = 200
+    assert m.modules.pgha.config(redact=False)["backup"]["max_age"] == 200
