@@ -7,6 +7,7 @@ states and the SLS files all read one source. ``pgha.validate`` checks it before
 anything is changed.
 """
 
+import copy
 import hashlib
 import ipaddress
 import json
@@ -95,10 +96,11 @@ def config(refresh=False, redact=True, **kwargs):
             __context__["pgha.config"] = cached = (pillar, _render(_MAP_EXPR))
         except Exception as exc:  # a broken pillar surfaces here first
             raise CommandExecutionError(f"cannot render pgha/map.jinja: {exc}")
-    cfg = cached[1]
     # Salt hands a function called as a job its publication data as __pub_* keywords.
     as_job = any(key.startswith("__pub_") for key in kwargs)
-    return _redacted(cfg) if redact or as_job else cfg
+    # A copy for each caller: an SLS file that changed what it was given would change it
+    # for every file rendered after it in the same run.
+    return _redacted(cached[1]) if redact or as_job else copy.deepcopy(cached[1])
 
 
 def _pillar_fingerprint():

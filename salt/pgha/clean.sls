@@ -4,7 +4,7 @@
 # unless pgha:clean:remove_data is true.
 {#- This node's roles in pillar, whatever its state (orch.remove_node marks it absent
     before it cleans it). #}
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set roles = pgha.this.roles %}
 
 include:

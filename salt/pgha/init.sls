@@ -2,7 +2,7 @@
 # vim: ft=sls
 # Everything this node's roles (pgha:nodes:<id>:roles in pillar) ask for:
 # `state.apply pgha` converges any node.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 include:
   - pgha.validate

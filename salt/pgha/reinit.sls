@@ -2,7 +2,7 @@
 # vim: ft=sls
 # Run by orch.heal.replica on the failed member's own minion (it reads that member's log).
 # Parameters come as pillar under pgha_run: (member; grace, default pgha:heal:reinit_grace).
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-reinit-reinitialized:
   patroni.reinitialized:

@@ -2,7 +2,7 @@
 # vim: ft=sls
 # Run by orch.rolling_restart on one postgres node, once per member. Run-time
 # parameters come from the orchestration as pillar under pgha_run: (member, pending_only).
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set run = salt["pillar.get"]("pgha_run", {}) %}
 
 pgha-restart-restarted:

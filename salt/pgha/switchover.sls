@@ -2,7 +2,7 @@
 # vim: ft=sls
 # Run by orch.switchover on one postgres node. Run-time parameters come from the
 # orchestration as pillar under pgha_run: (candidate).
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-switchover-switched-over:
   patroni.switched_over:

@@ -2,7 +2,7 @@
 # vim: ft=sls
 # The beacons self-healing listens to, for this node's roles in pillar (the reactions
 # run on the master; see reactor/). With pgha:heal:enabled false they are removed.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set heal = pgha.heal %}
 {%- set postgres = pgha.id in pgha.postgres_members %}
 {%- set services = [] %}

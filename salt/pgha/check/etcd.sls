@@ -4,7 +4,7 @@
 # With pillar pgha_run: {membership: true} (steps that add or remove a member), it also
 # waits until etcd would accept a membership change: every voting member connected to
 # every other one, which etcd checks and /health does not show.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-check-etcd-quorum:
   etcd3.quorum:

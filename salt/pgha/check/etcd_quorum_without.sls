@@ -2,7 +2,7 @@
 # vim: ft=sls
 # The other etcd members hold a quorum without pgha_run:member (before the etcd heal
 # restarts that member). Changes nothing.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-check-etcd-quorum-without-member:
   etcd3.quorum_without:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 # Waits for a Patroni leader with PostgreSQL running. Changes nothing.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-check-leader-cluster-healthy:
   patroni.cluster_healthy:

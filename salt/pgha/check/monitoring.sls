@@ -2,7 +2,7 @@
 # vim: ft=sls
 # On a monitor node: waits until Prometheus scrapes every target pgha:nodes derives.
 # Changes nothing.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-check-monitoring-targets-up:
   pgha_monitor.targets_up:

@@ -2,7 +2,7 @@
 # vim: ft=sls
 # Waits until every other postgres node streams from the leader within the lag bound.
 # Changes nothing.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-check-replicas-cluster-healthy:
   patroni.cluster_healthy:

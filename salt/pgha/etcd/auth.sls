@@ -3,7 +3,7 @@
 # etcd authentication (pgha:etcd:auth): root for pgha's modules, and a Patroni user
 # limited to Patroni's keys. Run on one member once etcd has quorum (orch.deploy does),
 # before Patroni starts.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-etcd-auth-enabled:
   etcd3.auth_enabled:

@@ -2,7 +2,7 @@
 # vim: ft=sls
 # Monitoring (pgha:monitoring): every node's exporters, and on the monitor nodes
 # Prometheus and Alertmanager. Nothing while no node has the monitor role.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- if pgha.monitoring_ready %}
 
 include:

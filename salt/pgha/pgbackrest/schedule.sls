@@ -3,7 +3,7 @@
 # On the backup node: one timer per backup type in pgha:backup:schedule (systemd
 # OnCalendar expressions, checked by systemd-analyze before they are put in place).
 # A type whose schedule is null has no timer.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- if pgha.backup_ready and pgha.id in pgha.backup_members %}
 
 include:

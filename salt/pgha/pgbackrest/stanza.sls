@@ -2,7 +2,7 @@
 # vim: ft=sls
 # On the backup node, once the cluster has a primary: the stanza exists in the
 # repository and `pgbackrest check` passes (a WAL segment reaches the archive).
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- if pgha.backup_ready and pgha.id in pgha.backup_members %}
 
 include:

@@ -3,7 +3,7 @@
 # This member's data directory out of the way before the cluster is bootstrapped again.
 # orch.restore moves it aside (<data_dir>.pre-restore-<stamp>): it may be the last copy
 # of what came after the target. orch.rebuild (confirmed, with a backup) deletes it.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set run = salt["pillar.get"]("pgha_run", {}) %}
 {%- set data = pgha.postgres.data_dir %}
 {%- if run.get("wipe") is sameas true %}

@@ -3,7 +3,7 @@
 # orch.restore's first step, on the backup node: the confirmation, the target, the
 # repository (with the pillar's passphrase) and a backup older than the target.
 # Changes nothing.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set run = salt["pillar.get"]("pgha_run", {}) %}
 
 pgha-restore-possible:

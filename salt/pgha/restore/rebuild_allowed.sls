@@ -2,7 +2,7 @@
 # vim: ft=sls
 # orch.rebuild's first step, on the backup node: the confirmation, and a backup young
 # enough (pgha:backup:rebuild_requires_backup_within) unless allow_without_backup.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set run = salt["pillar.get"]("pgha_run", {}) %}
 
 pgha-restore-rebuild-allowed:

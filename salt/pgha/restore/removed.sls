@@ -5,7 +5,7 @@
 # every member. If a leader key is still there, a Patroni is still running somewhere:
 # patronictl then asks for the leader's name, gets none, and refuses. pgha never deletes
 # a leader key itself.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-restore-cluster-removed:
   cmd.run:

@@ -3,7 +3,7 @@
 # Patroni stopped on this member (it stops PostgreSQL; a primary gives up its leader
 # key as it goes), and disabled: a member that reboots while its data directory is moved
 # aside must not bootstrap a cluster of its own. pgha.patroni enables it again.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 pgha-restore-patroni-stopped:
   service.dead:

@@ -3,7 +3,7 @@
 # The node's CA, certificate and key, from pillar (pgha:tls). The key is a secret:
 # root:<group> 0640 and never shown in a diff; each component's config state puts its
 # service user in the group. With pgha:tls:enabled false this does nothing.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set tls = pgha.tls %}
 {%- if tls.enabled %}
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set watch = pgha.etcd.leader_watch %}
 
 pgha-etcd-leader-watch-clean-path-dead:

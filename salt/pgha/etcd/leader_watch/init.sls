@@ -6,7 +6,7 @@
 # leadership if this node holds both (pgha.etcd.leader does the same from orchestration).
 # The same script, from a timer, repairs a peer status etcd leaves stale after a
 # partition heals (leader_apart.py --stale-peers says how).
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set watch = pgha.etcd.leader_watch %}
 
 include:

@@ -2,7 +2,7 @@
 # vim: ft=sls
 # The exporters and pgha's textfile metrics off this node. (The monitoring role stays
 # in PostgreSQL with the cluster's data: it holds nothing.)
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set mon = pgha.monitoring %}
 
 pgha-monitoring-exporters-clean-timer-dead:

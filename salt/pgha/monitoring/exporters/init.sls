@@ -4,7 +4,7 @@
 # its textfile directory), PostgreSQL's on the postgres nodes. Patroni, etcd and HAProxy
 # serve their own metrics (pgha.patroni, pgha.etcd, pgha.haproxy). With TLS on, each
 # serves HTTPS with the node's certificate and admits only clients with one from the CA.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- from "pgha/macros.jinja" import pkgs %}
 {%- set mon = pgha.monitoring %}
 {%- set postgres = pgha.id in pgha.postgres_members %}

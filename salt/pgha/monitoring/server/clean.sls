@@ -2,7 +2,7 @@
 # vim: ft=sls
 # Prometheus and Alertmanager off this node, with their configuration. The recorded
 # series stay (/var/lib/prometheus) unless pgha:clean:remove_data is true.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set mon = pgha.monitoring %}
 
 pgha-monitoring-server-clean-service-dead:

@@ -6,7 +6,7 @@
 # which posts them to salt-api's webhook (pgha:monitoring:alertmanager:webhook) and to
 # any receiver the pillar adds. Each file is checked by promtool or amtool before it is
 # put in place.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- from "pgha/macros.jinja" import pkgs %}
 {%- set mon = pgha.monitoring %}
 {%- set servers = [mon.prometheus, mon.alertmanager] %}

@@ -4,7 +4,7 @@
 # pgha:patroni:dcs (with pgha:backup's archiving, map.jinja's patroni_dcs). Drift made with `patronictl edit-config` is patched back; a parameter
 # that needs a restart is reported pending, never restarted (orch.rolling_restart does).
 # It is shared, so one minion patches it per run: the leader's (the others report that).
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 include:
   - pgha.patroni.service.running

@@ -3,7 +3,7 @@
 # Run by orch.rolling_restart (service: true) on one member: its Patroni state, then a
 # restart of the Patroni process itself, so a changed package or unit takes effect;
 # Patroni restarts PostgreSQL with it. Refused on the leader (switch over first).
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 
 include:
   - pgha.patroni

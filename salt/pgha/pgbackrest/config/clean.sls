@@ -2,7 +2,7 @@
 # vim: ft=sls
 # The configuration, certificate, key and password file. The repository itself stays
 # unless pgha:clean:remove_data is true: it may hold the last good copy.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set b = pgha.backup %}
 
 include:

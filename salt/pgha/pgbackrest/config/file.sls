@@ -3,7 +3,7 @@
 # pgbackrest.conf from pillar, the node's pgBackRest certificate (CN = its minion id)
 # and key, and on the postgres nodes the superuser's password file that pgBackRest's
 # local connection to PostgreSQL reads. Everything secret is 0600 or 0640.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- set b = pgha.backup %}
 {%- if pgha.backup_ready %}
 {%-   set repo_host = pgha.id in pgha.backup_members %}

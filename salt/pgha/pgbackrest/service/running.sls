@@ -3,7 +3,7 @@
 # Debian's pgbackrest.service runs `pgbackrest server` as postgres. It re-reads its
 # configuration and certificates on SIGHUP (the unit's reload), so a change drops no
 # backup or archive-push in flight.
-{%- from "pgha/map.jinja" import pgha %}
+{%- set pgha = salt["pgha.config"](redact=False) %}
 {%- if pgha.backup_ready %}
 
 include:
