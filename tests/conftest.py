@@ -381,40 +381,67 @@ def refresh_pillar(salt_cli):
 
 class MasterEvents:
     """Listens on the session master's event bus from the moment it is created, so an
-    event fired by a reaction to a fault the test causes afterwards is never missed."""
+    event fired by a reaction to a fault the test causes afterwards is never missed.
+
+    A thread reads the bus all the time. Read only while a test waits, the subscription
+    fell behind during a long orchestration, and the master's event publisher drops a
+    subscriber that has not drained for publish_drain_timeout (60 s): "Publisher
+    discarding slow subscriber" in the master's log, and every event until the
+    reconnect lost."""
 
     def __init__(self, config: dict):
-        import salt.utils.event
-        self.bus = salt.utils.event.get_master_event(config, config["sock_dir"], listen=True)
-        self.bus.subscribe("")
+        import threading
         self.seen: list[tuple[float, str, dict]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._reader = threading.Thread(target=self._read, args=(config,), daemon=True,
+                                        name="master-events")
+        self._reader.start()
+        if not self._subscribed.wait(30):
+            raise RuntimeError("the master's event bus did not accept a subscriber within 30s")
 
-    def _drain(self, wait: float) -> None:
-        event = self.bus.get_event(wait=wait, full=True)
-        while event:
-            self.seen.append((time.monotonic(), event["tag"], event["data"]))
-            event = self.bus.get_event(wait=0.01, full=True)
+    def _read(self, config: dict) -> None:
+        import salt.utils.event
+        # The bus is made, used and closed in this one thread: Salt's event objects are
+        # not thread-safe.
+        bus = salt.utils.event.get_master_event(config, config["sock_dir"], listen=True)
+        try:
+            bus.subscribe("")
+            self._subscribed.set()
+            while not self._stop.is_set():
+                event = bus.get_event(wait=0.5, full=True)
+                if event:
+                    with self._lock:
+                        self.seen.append((time.monotonic(), event["tag"], event["data"]))
+        finally:
+            bus.destroy()
+
+    def snapshot(self) -> list[tuple[float, str, dict]]:
+        """(monotonic arrival time, tag, data) of every event seen so far."""
+        with self._lock:
+            return list(self.seen)
 
     def wait(self, tag: str, timeout: float, where=lambda data: True) -> tuple[float, dict]:
         """(monotonic arrival time, data) of the first event whose tag starts with *tag*
         and whose data satisfies *where*; fails the test after *timeout* seconds."""
         deadline = time.monotonic() + timeout
         while True:
-            for arrived, seen_tag, data in self.seen:
+            for arrived, seen_tag, data in self.snapshot():
                 if seen_tag.startswith(tag) and where(data):
                     return arrived, data
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                tags = sorted({t for _, t, _ in self.seen if t.startswith(("pgha/", "salt/beacon/"))})
+            if time.monotonic() >= deadline:
+                tags = sorted({t for _, t, _ in self.snapshot() if t.startswith(("pgha/", "salt/beacon/"))})
                 pytest.fail(f"no event {tag!r} within {timeout:.0f}s; pgha and beacon tags seen: {tags}")
-            self._drain(min(remaining, 1.0))
+            time.sleep(0.2)
 
     def all(self, tag: str) -> list[dict]:
-        self._drain(0.1)
-        return [data for _, seen_tag, data in self.seen if seen_tag.startswith(tag)]
+        time.sleep(0.5)  # what is on its way now
+        return [data for _, seen_tag, data in self.snapshot() if seen_tag.startswith(tag)]
 
     def close(self) -> None:
-        self.bus.destroy()
+        self._stop.set()
+        self._reader.join(10)
 
 
 @pytest.fixture
