@@ -622,8 +622,10 @@ def replica_fault(member=None, grace=0, interval=3, log_window=600):
     """
     Judge whether replica *member* (default: this node, whose log is read) has failed
     by a fault of its own, re-checking for *grace* seconds: any healthy or transitional
-    sighting ends the check at once. Returns ``{verdict, evidence, member, state}``
-    (see the verdicts in ``_fault_verdict``); only ``local`` justifies a reinit.
+    sighting ends the check at once, and ``local`` is the answer only once it has held
+    for the whole *grace* (see ``_settled_verdict``). Returns ``{verdict, evidence,
+    member, state}`` (see the verdicts in ``_fault_verdict``); only ``local`` justifies
+    a reinit.
 
     CLI Example:
 
@@ -632,13 +634,39 @@ def replica_fault(member=None, grace=0, interval=3, log_window=600):
         salt pg-03 patroni.replica_fault grace=30
     """
     me = member or __salt__["pgha.config"](redact=False)["id"]
-    deadline = time.monotonic() + float(grace)
+    start = time.monotonic()
+    local_since = None
     while True:
         data = cluster()
         members = data.get("members", [])
         verdict, evidence = _fault_verdict(me, members, bool(data.get("pause")),
                                            _own_log(time.time() - float(log_window)))
         state = next((m.get("state") for m in members if m.get("name") == me), None)
-        if verdict not in ("local", "cluster_wide") or time.monotonic() >= deadline:
-            return {"verdict": verdict, "evidence": evidence, "member": me, "state": state}
+        now = time.monotonic()
+        local_since = (local_since if local_since is not None else now) if verdict == "local" else None
+        settled = _settled_verdict(verdict, evidence, now - start,
+                                   None if local_since is None else now - local_since, float(grace))
+        if settled:
+            return {"verdict": settled[0], "evidence": settled[1], "member": me, "state": state}
         time.sleep(float(interval))
+
+
+def _settled_verdict(verdict, evidence, elapsed, local_for, grace):
+    """The answer of a fault check *elapsed* seconds in, or None to look again.
+
+    A cluster-wide outage (a rotated password put back, a partition healed) ends for
+    one replica before the others: the first to stream again makes every other replica
+    look at fault until its own retry comes. So ``local`` must hold for the whole
+    *grace* (*local_for* seconds so far), not merely be true at its end; past twice the
+    grace without that, the answer is ``unsettled`` and nothing is done (the beacon
+    reports a real fault again)."""
+    if verdict not in ("local", "cluster_wide"):
+        return verdict, evidence
+    if verdict == "local" and local_for is not None and local_for >= grace:
+        return verdict, evidence
+    if verdict == "cluster_wide" and elapsed >= grace:
+        return verdict, evidence
+    if elapsed >= 2 * grace:
+        return "unsettled", (f"{evidence}; but only for {local_for or 0:.0f} s of the {grace:.0f} s "
+                             "a fault must last to be the replica's own")
+    return None

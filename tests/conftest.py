@@ -435,6 +435,39 @@ class MasterEvents:
                 pytest.fail(f"no event {tag!r} within {timeout:.0f}s; pgha and beacon tags seen: {tags}")
             time.sleep(0.2)
 
+    def reactions_in_flight(self) -> list[str]:
+        """The reactor's runner jobs (its orchestrations and what they call) that started
+        since this listener did and have not returned yet."""
+        started, returned = {}, set()
+        for _, tag, data in self.snapshot():
+            parts = tag.split("/")
+            if len(parts) == 4 and parts[:2] == ["salt", "run"]:
+                if parts[3] == "new" and data.get("user") == "Reactor":
+                    args = data.get("fun_args") or [{}]
+                    mods = args[0].get("mods") if isinstance(args[0], dict) else None
+                    started[parts[2]] = f"{data.get('fun')} {mods or ''}".strip()
+                elif parts[3] == "ret":
+                    returned.add(parts[2])
+        return [f"{what} (job {jid})" for jid, what in started.items() if jid not in returned]
+
+    def wait_reactions_done(self, timeout: float = 300, settle: float = 5) -> None:
+        """Until no reaction is in flight, twice in a row *settle* seconds apart: a test
+        that caused a fault must not hand the next one a remediation still running."""
+        deadline = time.monotonic() + timeout
+        quiet_since = None
+        while True:
+            busy = self.reactions_in_flight()
+            now = time.monotonic()
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= settle:
+                return
+            if now > deadline:
+                pytest.fail(f"reactions still in flight after {timeout:.0f}s: {busy}")
+            time.sleep(0.5)
+
     def all(self, tag: str) -> list[dict]:
         time.sleep(0.5)  # what is on its way now
         return [data for _, seen_tag, data in self.snapshot() if seen_tag.startswith(tag)]

@@ -12,7 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
-from conftest import HAPROXY_NODES, PG_NODES, PILLAR, pg_connect, salt_data, sql, wait_for
+import pytest
+from conftest import HAPROXY_NODES, PG_NODES, PILLAR, MasterEvents, pg_connect, salt_data, sql, wait_for
 from psycopg import sql as psql
 
 from pgha_lab import labpillar, workload
@@ -57,6 +58,23 @@ def highstate(salt_cli, node: str) -> dict:
 
 def changed(states: dict) -> list[str]:
     return sorted(sid for sid, v in states.items() if v["changes"])
+
+
+@pytest.fixture(scope="module")
+def reactions(master):
+    """The reactor's work, followed for the whole module."""
+    events = MasterEvents(master.config)
+    yield events
+    events.close()
+
+
+@pytest.fixture(autouse=True)
+def no_reaction_left_over(reactions):
+    """Every test here causes reactions: the next starts once they have all returned (a
+    reinit still running from one test was counted against the next one's budget)."""
+    reactions.wait_reactions_done()
+    yield
+    reactions.wait_reactions_done()
 
 
 def member_states():

@@ -2,7 +2,8 @@
 # vim: ft=sls
 # Reaction to `salt/beacon/<minion>/pgha_patroni/state` from a replica that has failed
 # (start failed, crashed, stopped, or running without streaming) for its grace period.
-# The member's own minion first judges, re-checking for pgha:heal:reinit_grace seconds,
+# The member's own minion first judges, re-checking for pgha:heal:reinit_grace seconds
+# (a local fault must last all of them; up to twice that to see it settle),
 # whether the fault is its own (patroni.replica_fault; it reads the member's log):
 # - local (the leader runs and another replica streams, or its log shows a timeline it
 #   cannot follow): Patroni rebuilds it from the leader (reinit, never forced). One
@@ -26,7 +27,7 @@ pgha-heal-replica-not-a-replica:
 {%-   set member = gate.sender %}
 {%-   set answer = salt["saltutil.cmd"](member, "patroni.replica_fault",
                                        kwarg={"grace": pgha.heal.reinit_grace},
-                                       timeout=pgha.heal.reinit_grace + 60).get(member, {}) %}
+                                       timeout=2 * pgha.heal.reinit_grace + 60).get(member, {}) %}
 {%-   set fault = answer.ret if answer.get("retcode", 1) == 0 and answer.ret is mapping else
                   {"verdict": "unknown", "evidence": "its minion could not judge it: " ~ (answer.ret | default("no answer", true) | string)} %}
 {%- endif %}
@@ -62,7 +63,7 @@ pgha-heal-replica-slot:
   pgha.lease_held:
     - name: reinit
     - owner: {{ owner | json }}
-    - ttl: {{ pgha.checks.replicas_timeout * 2 + pgha.heal.reinit_grace + 120 }}
+    - ttl: {{ pgha.checks.replicas_timeout * 2 + 2 * pgha.heal.reinit_grace + 120 }}
     - operator_ok: False
     - require:
       - pgha: pgha-heal-replica-budget

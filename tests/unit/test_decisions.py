@@ -350,3 +350,25 @@ def test_the_peer_watch_closes_only_the_stale_peers_inbound_streams(monkeypatch)
                                            sleep=lambda s: None) == 0
     assert calls[-1] == ["ss", "-K", "-Htn", "state", "established", "( sport = :2380 and dst 198.51.100.122 )"]
     assert sum("-K" in c for c in calls) == 1
+
+
+def test_a_fault_is_the_replicas_own_only_once_that_has_held_for_the_whole_grace():
+    """CI: replication broke for every replica, the password was put back, pg-03 streamed
+    again a little before pg-01, and pg-01 was reinitialised at once (the evidence
+    "pg-03 streams from pg-02 while pg-01 is in archive recovery" was true only at the
+    end of its grace)."""
+    settled = patroni._settled_verdict
+    local = ("local", "pg-03 streams from pg-02 while pg-01 is running")
+    # Twenty-five seconds of a cluster-wide outage, then the other replica streams.
+    assert settled(*local, elapsed=30, local_for=5, grace=30) is None
+    assert settled(*local, elapsed=54, local_for=29, grace=30) is None
+    assert settled(*local, elapsed=55, local_for=30, grace=30) == local
+    # Flipping to the end: no verdict that condemns it.
+    verdict, evidence = settled(*local, elapsed=60, local_for=10, grace=30)
+    assert verdict == "unsettled" and "only for 10 s of the 30 s" in evidence
+    # A cluster-wide outage is reported after the grace, as before; no grace: at once.
+    assert settled("cluster_wide", "no replica streams", elapsed=29, local_for=None, grace=30) is None
+    assert settled("cluster_wide", "no replica streams", elapsed=30, local_for=None, grace=30)[0] == "cluster_wide"
+    assert settled(*local, elapsed=0, local_for=0, grace=0) == local
+    # A healthy or transitional sighting ends the check at once.
+    assert settled("healthy", "pg-01 streams", elapsed=1, local_for=None, grace=30) == ("healthy", "pg-01 streams")
