@@ -249,6 +249,11 @@ def _check_nodes(cfg, nodes):
         except ValueError:
             errors.append(f"{where}:address: {address!r} is not an IP address; set the node's address")
             continue
+        if ip.version != 4:
+            # The formula writes host:port and URLs without brackets (etcd, Patroni,
+            # HAProxy, pg_hba): an IPv6 address would render configs that do not parse.
+            errors.append(f"{where}:address: {ip} is IPv6; pgha supports IPv4 node addresses only")
+            continue
         if str(ip) in seen_addresses:
             errors.append(f"{where}:address: {ip} is also {seen_addresses[str(ip)]}'s address; "
                           "every node needs its own")

@@ -51,6 +51,8 @@ BAD = {
     "synchronous-unsatisfiable": ({"patroni": {"dcs": {"synchronous_node_count": 3}}},
                                   "pgha:patroni:dcs:synchronous_node_count: 3 synchronous standby(s)"),
     "frontend": ({"frontend": "f5"}, "pgha:frontend: 'f5'"),
+    "node-ipv6": ({"nodes": {"pg-01": {"address": "2001:db8::120"}}},
+                  "pgha:nodes:pg-01:address: 2001:db8::120 is IPv6; pgha supports IPv4 node addresses only"),
     "network-malformed": ({"postgres": {"app_networks": ["198.51.100.1/33"]}},
                           "pgha:postgres:app_networks[0]: '198.51.100.1/33' is not a CIDR network"),
     "network-host-bits": ({"postgres": {"app_networks": ["10.0.0.5/16"]}},
