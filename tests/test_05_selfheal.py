@@ -62,18 +62,20 @@ def changed(states: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def reactions(master):
-    """The reactor's work, followed for the whole module."""
+    """The reactor's work, followed for the whole module; the module ends once the
+    reactions of its last test have returned."""
     events = MasterEvents(master.config)
     yield events
-    events.close()
+    try:
+        events.wait_reactions_done()
+    finally:
+        events.close()
 
 
 @pytest.fixture(autouse=True)
 def no_reaction_left_over(reactions):
     """Every test here causes reactions: the next starts once they have all returned (a
     reinit still running from one test was counted against the next one's budget)."""
-    reactions.wait_reactions_done()
-    yield
     reactions.wait_reactions_done()
 
 
