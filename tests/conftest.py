@@ -331,9 +331,12 @@ def switched(deploy, salt_run_cli, salt_cli):
 
 
 @pytest.fixture
-def cluster(switched, salt_cli):
-    """A deployed cluster (Patroni 4.1 from pip), healthy at the start of the test."""
-    wait_healthy(salt_cli)
+def cluster(switched):
+    """A deployed cluster (Patroni 4.1 from pip), healthy at the start of the test: asked
+    of each member's REST API from here, not through a Salt job (one job per test cost
+    about a second each, some ninety times a run)."""
+    wait_for(lambda: workload.healthy(workload.member_states(PG_NODES)), 180,
+             "one running primary and every replica streaming from it (each member's REST API)")
     return switched
 
 
