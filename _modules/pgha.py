@@ -57,8 +57,13 @@ def __virtual__():
     return __virtualname__
 
 
+def _saltenv():
+    return __opts__.get("saltenv") or "base"
+
+
 def _render(expr):
-    rendered = __salt__["slsutil.renderer"](string=expr, default_renderer="jinja")
+    # The run's environment: a state run with saltenv=dev reads dev's map.jinja.
+    rendered = __salt__["slsutil.renderer"](string=expr, default_renderer="jinja", saltenv=_saltenv())
     if hasattr(rendered, "read"):
         rendered = rendered.read()
     return json.loads(rendered)
@@ -104,9 +109,9 @@ def config(refresh=False, redact=True, **kwargs):
 
 
 def _pillar_fingerprint():
-    """A digest of the pillar's ``pgha:`` data and this node's id: what map.jinja
-    renders from besides the formula's own files."""
-    data = {"pgha": __salt__["pillar.get"]("pgha", {}), "id": __opts__.get("id")}
+    """A digest of the pillar's ``pgha:`` data, this node's id and the environment: what
+    map.jinja renders from besides the formula's own files."""
+    data = {"pgha": __salt__["pillar.get"]("pgha", {}), "id": __opts__.get("id"), "saltenv": _saltenv()}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -445,7 +445,8 @@ def reinitialized(name, grace=30, timeout=600):
     Replica *name* has been rebuilt from the leader by Patroni (``reinit``, never
     forced) and streams again, but only when its failure is its own: the leader runs
     and another replica streams from it, or its own log shows a timeline it cannot
-    follow (``patroni.replica_fault``, re-checked here for *grace* seconds). Run it on
+    follow (``patroni.replica_fault``: it must hold for *grace* seconds, and the check
+    gives up after twice that). Run it on
     *name*'s own minion, whose log it reads.
 
     Nothing is touched when the member recovers or is in transition (starting,

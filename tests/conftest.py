@@ -398,30 +398,42 @@ class MasterEvents:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
+        self._failed: BaseException | None = None
         self._reader = threading.Thread(target=self._read, args=(config,), daemon=True,
                                         name="master-events")
         self._reader.start()
         if not self._subscribed.wait(30):
+            self._check()
             raise RuntimeError("the master's event bus did not accept a subscriber within 30s")
 
     def _read(self, config: dict) -> None:
         import salt.utils.event
-        # The bus is made, used and closed in this one thread: Salt's event objects are
-        # not thread-safe.
-        bus = salt.utils.event.get_master_event(config, config["sock_dir"], listen=True)
         try:
-            bus.subscribe("")
-            self._subscribed.set()
-            while not self._stop.is_set():
-                event = bus.get_event(wait=0.5, full=True)
-                if event:
-                    with self._lock:
-                        self.seen.append((time.monotonic(), event["tag"], event["data"]))
-        finally:
-            bus.destroy()
+            # The bus is made, used and closed in this one thread: Salt's event objects
+            # are not thread-safe.
+            bus = salt.utils.event.get_master_event(config, config["sock_dir"], listen=True)
+            try:
+                bus.subscribe("")
+                self._subscribed.set()
+                while not self._stop.is_set():
+                    event = bus.get_event(wait=0.5, full=True)
+                    if event:
+                        with self._lock:
+                            self.seen.append((time.monotonic(), event["tag"], event["data"]))
+            finally:
+                bus.destroy()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            self._failed = exc
+
+    def _check(self) -> None:
+        """A reader that died makes every later look fail with its own error, not with a
+        misleading 'no event within'."""
+        if self._failed is not None:
+            raise RuntimeError(f"the master event listener died: {self._failed!r}") from self._failed
 
     def snapshot(self) -> list[tuple[float, str, dict]]:
         """(monotonic arrival time, tag, data) of every event seen so far."""
+        self._check()
         with self._lock:
             return list(self.seen)
 
@@ -438,14 +450,17 @@ class MasterEvents:
                 pytest.fail(f"no event {tag!r} within {timeout:.0f}s; pgha and beacon tags seen: {tags}")
             time.sleep(0.2)
 
-    def reactions_in_flight(self) -> list[str]:
+    def reactions_in_flight(self, longest: float = 600) -> list[str]:
         """The reactor's runner jobs (its orchestrations and what they call) that started
-        since this listener did and have not returned yet."""
+        since this listener did and have not returned yet. One that started more than
+        *longest* seconds ago no longer counts: its return event was lost, or it hangs,
+        and waiting for it would stall every test after it."""
         started, returned = {}, set()
-        for _, tag, data in self.snapshot():
+        now = time.monotonic()
+        for arrived, tag, data in self.snapshot():
             parts = tag.split("/")
             if len(parts) == 4 and parts[:2] == ["salt", "run"]:
-                if parts[3] == "new" and data.get("user") == "Reactor":
+                if parts[3] == "new" and data.get("user") == "Reactor" and now - arrived < longest:
                     args = data.get("fun_args") or [{}]
                     mods = args[0].get("mods") if isinstance(args[0], dict) else None
                     started[parts[2]] = f"{data.get('fun')} {mods or ''}".strip()

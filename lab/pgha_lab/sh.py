@@ -68,10 +68,13 @@ def stop_pidfile(pidfile: Path, what: str, timeout: float = 15) -> None:
             wait_until(lambda: pidfile_pid(pidfile) is None, timeout, f"{what} to stop")
         except LabError:
             say(f"{what} (pid {value}) ignored SIGTERM for {timeout:.0f}s: killing it")
-            group = os.getpgid(value)
-            if group != os.getpgrp():
-                os.killpg(group, signal.SIGKILL)
-            else:
-                os.kill(value, signal.SIGKILL)
+            try:
+                group = os.getpgid(value)
+                if group != os.getpgrp():
+                    os.killpg(group, signal.SIGKILL)
+                else:
+                    os.kill(value, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it ended just now
             wait_until(lambda: pidfile_pid(pidfile) is None, 10, f"{what} to die")
     pidfile.unlink(missing_ok=True)
