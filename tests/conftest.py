@@ -65,6 +65,26 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+def wait_settled(find, timeout: float, settle: float, failure, poll=lambda found: 1.0) -> None:
+    """Until *find*() returns nothing, and still nothing *settle* seconds later (a step
+    between two others shows nothing for a moment). After *timeout* seconds the test
+    fails with failure(what find returned last); poll(found) is the pause between looks."""
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while True:
+        found = find()
+        now = time.monotonic()
+        if found:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= settle:
+            return
+        if now > deadline:
+            pytest.fail(failure(found))
+        time.sleep(poll(found))
+
+
 def lab_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the `pgha-lab` console script, as an operator would."""
     exe = Path(sys.executable).with_name("pgha-lab")
@@ -471,20 +491,9 @@ class MasterEvents:
     def wait_reactions_done(self, timeout: float = 300, settle: float = 5) -> None:
         """Until no reaction is in flight, twice in a row *settle* seconds apart: a test
         that caused a fault must not hand the next one a remediation still running."""
-        deadline = time.monotonic() + timeout
-        quiet_since = None
-        while True:
-            busy = self.reactions_in_flight()
-            now = time.monotonic()
-            if busy:
-                quiet_since = None
-            elif quiet_since is None:
-                quiet_since = now
-            elif now - quiet_since >= settle:
-                return
-            if now > deadline:
-                pytest.fail(f"reactions still in flight after {timeout:.0f}s: {busy}")
-            time.sleep(0.5)
+        wait_settled(self.reactions_in_flight, timeout, settle,
+                     lambda busy: f"reactions still in flight after {timeout:.0f}s: {busy}",
+                     poll=lambda busy: 0.5)
 
     def all(self, tag: str) -> list[dict]:
         time.sleep(0.5)  # what is on its way now
@@ -590,21 +599,10 @@ def prove_cluster(salt_cli, lab, timeout: float = 300, settle: float = 3.0) -> N
     """Wait until cluster_problems() is empty twice in a row, *settle* seconds apart (a
     reaction between two steps runs nothing for a moment); fail naming what is not yet
     healthy after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    clean_since = None
-    while True:
-        problems = cluster_problems(salt_cli, lab)
-        now = time.monotonic()
-        if problems:
-            clean_since = None
-        elif clean_since is None:
-            clean_since = now
-        elif now - clean_since >= settle:
-            return
-        if now > deadline:
-            pytest.fail(f"the cluster is not in its proven starting state after {timeout:.0f}s:\n- "
-                        + "\n- ".join(problems or ["(healthy, but not for long enough)"]))
-        time.sleep(1 if problems else settle)
+    wait_settled(lambda: cluster_problems(salt_cli, lab), timeout, settle,
+                 lambda problems: f"the cluster is not in its proven starting state after {timeout:.0f}s:\n- "
+                 + "\n- ".join(problems or ["(healthy, but not for long enough)"]),
+                 poll=lambda problems: 1 if problems else settle)
 
 
 @pytest.fixture(scope="module", autouse=True)

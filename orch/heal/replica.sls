@@ -63,7 +63,7 @@ pgha-heal-replica-slot:
   pgha.lease_held:
     - name: reinit
     - owner: {{ owner | json }}
-    - ttl: {{ pgha.checks.replicas_timeout * 2 + 2 * pgha.heal.reinit_grace + 120 }}
+    - ttl: {{ pgha.checks.replicas_timeout * 2 + pgha.heal.reinit_grace + 120 }}
     - operator_ok: False
     - require:
       - pgha: pgha-heal-replica-budget
