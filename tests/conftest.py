@@ -412,8 +412,9 @@ class MasterEvents:
     discarding slow subscriber" in the master's log, and every event until the
     reconnect lost."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, keep: tuple[str, ...] = ("",)):
         import threading
+        self._keep = keep  # tag prefixes held; a whole session's bus is too much to hold
         self.seen: list[tuple[float, str, dict]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -437,7 +438,7 @@ class MasterEvents:
                 self._subscribed.set()
                 while not self._stop.is_set():
                     event = bus.get_event(wait=0.5, full=True)
-                    if event:
+                    if event and event["tag"].startswith(self._keep):
                         with self._lock:
                             self.seen.append((time.monotonic(), event["tag"], event["data"]))
             finally:
@@ -511,6 +512,17 @@ def master_events(master):
     events.close()
 
 
+@pytest.fixture(scope="session")
+def reactor_jobs(master):
+    """The reactor's runner jobs for the whole session, from the master's start: an
+    orchestration still judging a fault (its SLS renders for up to two minutes and runs
+    nothing on any minion meanwhile) is a remediation in flight that saltutil.running
+    on the minions cannot see."""
+    events = MasterEvents(master.config, keep=("salt/run/",))
+    yield events
+    events.close()
+
+
 # ---- a proven starting state ------------------------------------------------------------
 
 def vip_holders(lab) -> list[str]:
@@ -519,7 +531,7 @@ def vip_holders(lab) -> list[str]:
             and f" {VIP}/" in lab.exec_(NODES[n], ["ip", "-4", "-o", "addr", "show", "eth0"]).stdout]
 
 
-def cluster_problems(salt_cli, lab) -> list[str]:
+def cluster_problems(salt_cli, lab, reactions: MasterEvents | None = None) -> list[str]:
     """Everything that keeps the lab from the state every test module starts from, each
     as a sentence naming the component and the member: one Patroni leader with every
     replica streaming, etcd healthy and accepting membership changes, HAProxy routing
@@ -592,14 +604,17 @@ def cluster_problems(salt_cli, lab) -> list[str]:
     running = salt_cli.running()
     if running:
         problems.append(f"remediation or another job in flight: {running}")
+    if reactions is not None and (orchestrating := reactions.reactions_in_flight()):
+        problems.append(f"the reactor's orchestrations in flight on the master: {orchestrating}")
     return problems
 
 
-def prove_cluster(salt_cli, lab, timeout: float = 300, settle: float = 3.0) -> None:
+def prove_cluster(salt_cli, lab, reactions: MasterEvents | None = None,
+                  timeout: float = 300, settle: float = 3.0) -> None:
     """Wait until cluster_problems() is empty twice in a row, *settle* seconds apart (a
     reaction between two steps runs nothing for a moment); fail naming what is not yet
     healthy after *timeout* seconds."""
-    wait_settled(lambda: cluster_problems(salt_cli, lab), timeout, settle,
+    wait_settled(lambda: cluster_problems(salt_cli, lab, reactions), timeout, settle,
                  lambda problems: f"the cluster is not in its proven starting state after {timeout:.0f}s:\n- "
                  + "\n- ".join(problems or ["(healthy, but not for long enough)"]),
                  poll=lambda problems: 1 if problems else settle)
@@ -613,4 +628,5 @@ def proven_cluster(request):
     if not getattr(request.module, "NEEDS_CLUSTER", True):
         return
     request.getfixturevalue("switched")
-    prove_cluster(request.getfixturevalue("salt_cli"), request.getfixturevalue("lab"))
+    prove_cluster(request.getfixturevalue("salt_cli"), request.getfixturevalue("lab"),
+                  request.getfixturevalue("reactor_jobs"))

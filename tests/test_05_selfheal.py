@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import HAPROXY_NODES, PG_NODES, PILLAR, MasterEvents, pg_connect, salt_data, sql, wait_for
+from conftest import HAPROXY_NODES, PG_NODES, PILLAR, pg_connect, salt_data, sql, wait_for
 from psycopg import sql as psql
 
 from pgha_lab import labpillar, workload
@@ -50,7 +50,10 @@ def highstate(salt_cli, node: str) -> dict:
     """state.highstate on one node: {state id: return}; every state must succeed."""
     ret = salt_cli.run("state.highstate", minion_tgt=node, _timeout=300)
     states = salt_data(ret, [node])[node]
-    assert isinstance(states, dict), ret.stdout
+    if not isinstance(states, dict):
+        # e.g. "state.sls is running": name the job, and what started it.
+        busy = salt_cli.run("saltutil.running", minion_tgt=node, _timeout=30).data
+        pytest.fail(f"highstate on {node}: {ret.stdout}\njobs running on {node}: {busy}")
     failed = {v["__id__"]: v["comment"] for v in states.values() if v["result"] is False}
     assert not failed, failed
     return {v["__id__"]: v for v in states.values()}
@@ -61,15 +64,11 @@ def changed(states: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def reactions(master):
-    """The reactor's work, followed for the whole module; the module ends once the
+def reactions(reactor_jobs):
+    """The reactor's work (followed for the whole session); the module ends once the
     reactions of its last test have returned."""
-    events = MasterEvents(master.config)
-    yield events
-    try:
-        events.wait_reactions_done()
-    finally:
-        events.close()
+    yield reactor_jobs
+    reactor_jobs.wait_reactions_done()
 
 
 @pytest.fixture(autouse=True)
