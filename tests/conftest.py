@@ -514,10 +514,10 @@ def master_events(master):
 
 @pytest.fixture(scope="session")
 def reactor_jobs(master):
-    """The reactor's runner jobs for the whole session, from the master's start: an
-    orchestration still judging a fault (its SLS renders for up to two minutes and runs
-    nothing on any minion meanwhile) is a remediation in flight that saltutil.running
-    on the minions cannot see."""
+    """The reactor's runner jobs from the first module that needs the cluster to the
+    session's end: an orchestration still judging a fault (its SLS renders for up to
+    two minutes and runs nothing on any minion meanwhile) is a remediation in flight
+    that saltutil.running on the minions cannot see."""
     events = MasterEvents(master.config, keep=("salt/run/",))
     yield events
     events.close()
@@ -531,7 +531,7 @@ def vip_holders(lab) -> list[str]:
             and f" {VIP}/" in lab.exec_(NODES[n], ["ip", "-4", "-o", "addr", "show", "eth0"]).stdout]
 
 
-def cluster_problems(salt_cli, lab, reactions: MasterEvents | None = None) -> list[str]:
+def cluster_problems(salt_cli, lab, reactions: MasterEvents) -> list[str]:
     """Everything that keeps the lab from the state every test module starts from, each
     as a sentence naming the component and the member: one Patroni leader with every
     replica streaming, etcd healthy and accepting membership changes, HAProxy routing
@@ -604,13 +604,12 @@ def cluster_problems(salt_cli, lab, reactions: MasterEvents | None = None) -> li
     running = salt_cli.running()
     if running:
         problems.append(f"remediation or another job in flight: {running}")
-    if reactions is not None and (orchestrating := reactions.reactions_in_flight()):
+    if orchestrating := reactions.reactions_in_flight():
         problems.append(f"the reactor's orchestrations in flight on the master: {orchestrating}")
     return problems
 
 
-def prove_cluster(salt_cli, lab, reactions: MasterEvents | None = None,
-                  timeout: float = 300, settle: float = 3.0) -> None:
+def prove_cluster(salt_cli, lab, reactions: MasterEvents, timeout: float = 300, settle: float = 3.0) -> None:
     """Wait until cluster_problems() is empty twice in a row, *settle* seconds apart (a
     reaction between two steps runs nothing for a moment); fail naming what is not yet
     healthy after *timeout* seconds."""

@@ -109,11 +109,13 @@ class SaltJobs:
         return (f"still running it: {', '.join(running) or 'none'}; "
                 f"not answering at all: {', '.join(silent) or 'none'}")
 
-    def running(self) -> dict:
-        """{minion: [jobs it is running]}: for stall reports of orchestrations."""
+    def running(self, tgt: str = "*") -> dict:
+        """{minion: [jobs it is running, with their arguments]}: for stall reports."""
         try:
-            found = self.local.cmd("*", "saltutil.running", timeout=10)
+            found = self.local.cmd(tgt, "saltutil.running", timeout=10)
         except Exception as exc:  # noqa: BLE001 - only for the message
             return {"error": str(exc)}
-        return {m: [f"{j.get('fun')} (job {j.get('jid')})" for j in jobs]
-                for m, jobs in sorted(found.items()) if jobs}
+        def described(job: dict) -> str:
+            args = f" {job['arg']}" if job.get("arg") else ""
+            return f"{job.get('fun')}{args} (job {job.get('jid')})"
+        return {m: [described(j) for j in jobs] for m, jobs in sorted(found.items()) if jobs}

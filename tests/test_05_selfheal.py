@@ -50,7 +50,7 @@ def highstate(salt_cli, node: str) -> dict:
     """state.highstate on one node: {state id: return}; every state must succeed. It
     queues behind a state run already there (a reaction's, as an operator's would), and
     what that run was is printed."""
-    busy = salt_cli.run("saltutil.running", minion_tgt=node, _timeout=30).data.get(node)
+    busy = salt_cli.running(node)
     if busy:
         print(f"highstate on {node} queued behind: {busy}")
     ret = salt_cli.run("state.highstate", "queue=True", minion_tgt=node, _timeout=300)
