@@ -152,3 +152,18 @@ def test_the_webhook_takes_only_a_post_with_the_token_and_well_formed_alerts():
     assert "not a plain name" in event.webhook_problems(good, "s3cret", forged, nodes)[0][0]
     stranger = {"alerts": [{"status": "firing", "labels": {"alertname": "ExporterDown", "member": "'*'"}}]}
     assert event.webhook_problems(good, "s3cret", stranger, nodes)[1][0]["member"] is None
+
+
+def test_the_servers_restart_too_slowly_for_systemds_start_limit_from_the_packages_first_start(minion):
+    """Debian's units restart 0.1 s after a failure: the packages' first start (Debian's
+    defaults, with which Alertmanager exits) used up systemd's start limit, and pgha's own
+    start was refused. The drop-in is in place before the package is installed."""
+    low = minion(minion_id="backup-01", tls=True).modules.state.show_lowstate()
+    assert isinstance(low, list), low
+    chunks = {chunk["__id__"]: chunk for chunk in low}
+    package = chunks["pgha-monitoring-server-package-installed"]
+    for service in ("prometheus", "prometheus-alertmanager"):
+        dropin = chunks[f"pgha-monitoring-server-package-{service}-dropin"]
+        assert dropin["name"] == f"/etc/systemd/system/{service}.service.d/pgha.conf"
+        assert "[Service]\nRestartSec=5\n" in dropin["contents"]
+        assert {"file": dropin["__id__"]} in package["require"]

@@ -19,6 +19,8 @@ pgha-monitoring-server-clean-files-absent:
       - {{ mon.server_web_config_file | json }}
       - {{ mon.alertmanager.webhook.token_file | json }}
       - {{ (mon.node_exporter.textfile_dir ~ "/pgha_remediation.prom") | json }}
+      - {{ ("/etc/systemd/system/" ~ mon.prometheus.service ~ ".service.d/pgha.conf") | json }}
+      - {{ ("/etc/systemd/system/" ~ mon.alertmanager.service ~ ".service.d/pgha.conf") | json }}
 {%- if pgha.clean.remove_data %}
       - /var/lib/prometheus/metrics2
       - /var/lib/prometheus/alertmanager

@@ -16,6 +16,31 @@ include:
   - pgha.monitoring.exporters
 
 # ---- package ----------------------------------------------------------------------------
+{%- for server in servers %}
+
+# Before the package: its first start (with Debian's defaults) already restarts this way.
+pgha-monitoring-server-package-{{ server.service }}-dropin:
+  file.managed:
+    - name: /etc/systemd/system/{{ server.service }}.service.d/pgha.conf
+    - contents: |
+        # Managed by Salt (pgha.monitoring): pgha:monitoring:server_restart_sec.
+        [Service]
+        RestartSec={{ mon.server_restart_sec }}
+    - mode: '0644'
+    - makedirs: True
+    - require_in:
+      - pkg: pgha-monitoring-server-package-installed
+{%- endfor %}
+
+pgha-monitoring-server-package-daemon-reload:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+{%- for server in servers %}
+      - file: pgha-monitoring-server-package-{{ server.service }}-dropin
+{%- endfor %}
+    - require_in:
+      - pkg: pgha-monitoring-server-package-installed
 
 pgha-monitoring-server-package-installed:
   pkg.installed:
@@ -120,12 +145,13 @@ pgha-monitoring-server-config-alertmanager-defaults:
 {%- for server in servers %}
 
 # The package starts its service with Debian's defaults (Alertmanager's gossip mesh
-# finds no private address on a documentation network and exits); systemd's start limit
-# would then refuse the start with pgha's configuration.
+# finds no private address on a documentation network and exits). A unit that is not
+# active (failed, or between two restarts) has its start counter cleared before pgha's
+# start, so systemd's start limit never refuses pgha's configuration, in place by now.
 pgha-monitoring-server-service-{{ server.service }}-reset-failed:
   cmd.run:
     - name: systemctl reset-failed {{ server.service }}
-    - onlyif: systemctl is-failed --quiet {{ server.service }}
+    - unless: systemctl is-active --quiet {{ server.service }}
     - require:
       - pkg: pgha-monitoring-server-package-installed
 {%- endfor %}
