@@ -48,6 +48,7 @@ unit: lint $(BIN)/promtool $(BIN)/amtool
 test: unit host
 	$(BIN)/pgha-lab up --no-master
 	@rc=0; $(BIN)/pytest --durations=40 $(PYTEST_ARGS) --ignore=tests/unit tests || rc=$$?; \
+	if [ $$rc != 0 ]; then echo "== the master log's last warnings and errors"; $(BIN)/pgha-lab master-log; fi; \
 	if [ "$(KEEP_LAB)" = 0 ]; then $(BIN)/pgha-lab down || rc=$$?; fi; exit $$rc
 
 lab-down: venv

@@ -13,6 +13,7 @@
     pgha-lab add NODE                create and boot a spare node (pg-04) in a running lab
     pgha-lab remove NODE             power off and delete a node
     pgha-lab info                    how to reach the cluster: connection strings on the VIP
+    pgha-lab master-log              the master log's last warnings and errors
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("master", help="start the master daemon for the running nodes "
                                   "(after pytest, whose own master stops with it)")
     sub.add_parser("info", help="connection strings for the deployed cluster")
+    sub.add_parser("master-log", help="the master log's last warnings and errors")
     p_status = sub.add_parser("status", help="show the lab")
     p_status.add_argument("--json", action="store_true")
     p_exec = sub.add_parser("exec", help="run a command inside a node")
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             return _status(args.json)
         elif args.command == "info":
             return _info()
+        elif args.command == "master-log":
+            print("\n".join(master.log_problems()))
         elif args.command == "exec":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             if not cmd:

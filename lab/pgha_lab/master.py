@@ -212,6 +212,32 @@ def wait_for_minions(names: list[str], timeout: float = 120, recover_after: floa
         time.sleep(1)
 
 
+def log_problems(limit: int = 60, width: int = 1500) -> list[str]:
+    """The master log's last *limit* warnings and errors, each cut to *width* characters:
+    what `make test` prints when a test failed, before `down` deletes the log (a CI run
+    keeps only what was printed)."""
+    log = MASTER_ROOT / "master.log"
+    if not log.exists():
+        return [f"{log}: no master log"]
+    levels = ("][WARNING ]", "][ERROR   ]", "][CRITICAL]")
+    with log.open(errors="replace") as lines:
+        found = [_shorten(line.rstrip("\n"), width) for line in lines if any(level in line for level in levels)]
+    return found[-limit:]
+
+
+def _shorten(line: str, width: int) -> str:
+    """A long line (a whole state run's return) as its start and what surrounds each
+    failed state, where the reason is."""
+    if len(line) <= width:
+        return line
+    parts = [line[:300]]
+    start = 0
+    while len(parts) < 6 and (at := line.find("'result': False", start)) >= 0:
+        parts.append(line[max(at - 500, start):at + 500])
+        start = at + 500
+    return " ... ".join(parts)
+
+
 def purge_master_state() -> None:
     if master_pid():
         raise LabError("the salt-master is running")

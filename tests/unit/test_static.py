@@ -73,3 +73,19 @@ def test_the_readme_lab_table_is_the_topology():
         assert address == node.address, name
         assert roles.startswith("`[" + ", ".join(node.roles) + "]`"), (name, roles)
         assert ("spare" in roles) == node.spare, (name, roles)
+
+
+def test_a_failed_make_test_prints_the_master_logs_problems_with_each_failed_states_reason(tmp_path, monkeypatch):
+    from pgha_lab import master
+    monkeypatch.setattr(master, "MASTER_ROOT", tmp_path)
+    assert master.log_problems() == [f"{tmp_path / 'master.log'}: no master log"]
+    ok = "{'name': 'x', 'result': True, 'comment': 'fine'}, " * 100
+    failed = "'name': 'alertmanager', 'result': False, 'comment': 'start of the service was attempted too often'"
+    (tmp_path / "master.log").write_text(
+        "[2026-12-04 01:09:03,916][salt.state :331 ][INFO    ][Main] all is well\n"
+        f"[2026-12-04 01:09:03,917][salt.state :331 ][ERROR   ][Main] {{'ret': {{{ok}{failed}}}}}\n"
+        "[2026-12-04 01:09:08,689][salt.utils.parsers :1074][WARNING ][Main] Master received a SIGTERM.\n")
+    problems = master.log_problems()
+    assert len(problems) == 2 and "all is well" not in problems[0]
+    assert "attempted too often" in problems[0] and len(problems[0]) < 2000
+    assert problems[1].endswith("Master received a SIGTERM.")
