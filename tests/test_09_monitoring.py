@@ -3,9 +3,10 @@ every component, its alert rules fire on real faults and resolve after healing, 
 Alertmanager's webhook reaches the Salt master as pgha/alert/prometheus/* events, while
 a post without the token is refused.
 
-Bounds: a scrape and an evaluation every 5 s, `for: 10s` on the "down" rules and a 5 s
-group_wait in Alertmanager put an alert in Alertmanager 10 to 25 s after the fault; the
-tests allow 90 s and record what they saw (FIGURES)."""
+Bounds: a scrape and an evaluation every 5 s and `for: 10s` on the "down" rules put an
+alert in Alertmanager 10 to 20 s after a service stops (group_wait, 5 s, delays only its
+post to the webhook); the tests allow 90 s and record what they saw (FIGURES). README:
+How soon an alert fires."""
 
 from __future__ import annotations
 

@@ -213,9 +213,10 @@ def wait_for_minions(names: list[str], timeout: float = 120, recover_after: floa
 
 
 def log_problems(limit: int = 60, width: int = 1500) -> list[str]:
-    """The master log's last *limit* warnings and errors, each cut to *width* characters:
-    what `make test` prints when a test failed, before `down` deletes the log (a CI run
-    keeps only what was printed)."""
+    """The master log's last *limit* warnings and errors, a line longer than *width*
+    shortened to its start and its failed states (_shorten): what `make test` prints when
+    a test failed, before `down` deletes the log (a CI run keeps only what was printed).
+    Only each record's first line is kept (a traceback's lines carry no level)."""
     log = MASTER_ROOT / "master.log"
     if not log.exists():
         return [f"{log}: no master log"]
