@@ -2,8 +2,10 @@
 Beacon: this node's etcd member, through its /health endpoint.
 
 Fires ``salt/beacon/<minion>/<beacon name>/unhealthy`` (configured as ``pgha_etcd`` by the
-pgha formula) while the local member runs but answers unhealthy or not at all, at most
-every ``repeat`` seconds. Data: ``member``, ``reason``. A stopped etcd is the
+pgha formula) once the local member has run but answered unhealthy or not at all for
+``grace`` seconds on end, and then at most every ``repeat`` seconds. A member that a
+highstate or an operator has just restarted is unhealthy for a second or two: not a
+fault to restart it for again. Data: ``member``, ``reason``. A stopped etcd is the
 ``pgha_services`` beacon's business, not this one's. Events are signed with this
 minion's Salt key (``pgha_event.sign_events``).
 
@@ -14,6 +16,7 @@ minion's Salt key (``pgha_event.sign_events``).
         - beacon_module: etcd3
         - interval: 5
         - service: etcd
+        - grace: 15
         - repeat: 30
 """
 
@@ -34,8 +37,9 @@ def __virtual__():
 
 def validate(config):
     config = salt.utils.beacons.list_to_dict(config)
-    if not isinstance(config.get("repeat"), int):
-        return False, "etcd3 beacon: repeat must be an integer (the pgha formula sets it)"
+    for key in ("repeat", "grace"):
+        if not isinstance(config.get(key), int):
+            return False, f"etcd3 beacon: {key} must be an integer (the pgha formula sets it)"
     if not isinstance(config.get("service"), str):
         return False, "etcd3 beacon: service must name etcd's unit (the pgha formula sets it)"
     return True, "valid beacon configuration"
@@ -64,6 +68,7 @@ def _events(config):
     ctx = __context__.setdefault("pgha_etcd_beacon", {})
     me = __grains__["id"]
     if not __salt__["service.status"](config["service"]):
+        ctx.pop("since", None)
         return []
     # Only a member pillar knows about is watched (a pillar being changed, e.g. a node
     # on its way out, must not look like an unhealthy member).
@@ -76,8 +81,10 @@ def _events(config):
     now = time.time()
     if state["healthy"]:
         ctx.pop("fired", None)
+        ctx.pop("since", None)
         return []
-    if now - ctx.get("fired", 0) < repeat:
+    since = ctx.setdefault("since", now)
+    if now - since < config["grace"] or now - ctx.get("fired", 0) < repeat:
         return []
     ctx["fired"] = now
     return [{"tag": "unhealthy", "member": me, "reason": state["reason"]}]

@@ -104,3 +104,47 @@ def test_a_pillar_that_changes_after_the_first_render_reaches_the_next_call(mini
     held = m.modules.pack["__pillar__"]
     held["pgha"]["backup"]["max_age"] = 200
     assert m.modules.pgha.config(redact=False)["backup"]["max_age"] == 200
+
+
+def etcd_beacon(healthy):
+    """The etcd beacon with a member whose health is *healthy* (a list, one per look;
+    None: etcd's service is not running)."""
+    looks = iter(healthy)
+    current = {}
+
+    def status(service):
+        current["look"] = next(looks)
+        return current["look"] is not None
+
+    module = load_file("_beacons/etcd3.py", __grains__={"id": "pg-02"}, __context__={},
+                       __salt__={"service.status": status,
+                                 "pgha.config": lambda refresh=False: {"postgres_members": ["pg-01", "pg-02"]},
+                                 "pillar.get": lambda key, default=None: {"pg-01": {}, "pg-02": {}},
+                                 "etcd3.health": lambda member: {member: {"healthy": current["look"],
+                                                                          "reason": "" if current["look"] else
+                                                                          "no leader"}},
+                                 "pgha_event.sign_events": lambda name, events: events})
+    clock = Clock()
+    module.time = clock
+    config = [{"service": "etcd"}, {"grace": 15}, {"repeat": 30}, {"_beacon_name": "pgha_etcd"}]
+    assert module.validate(config)[0] is True
+    fired = []
+    for _ in healthy:
+        fired += [clock.now for e in module.beacon(config) if e["tag"] == "unhealthy"]
+        clock.now += 5
+    return fired
+
+
+def test_an_etcd_member_unhealthy_for_a_moment_after_a_restart_is_not_reported():
+    """CI: a highstate restarted etcd on pg-01, the beacon caught it unhealthy once, and
+    the etcd heal restarted it again under a second highstate."""
+    assert etcd_beacon([True, None, False, True, True, False, True]) == []
+    # Stopped in between: the restart starts the count again.
+    assert etcd_beacon([False, False, None, False, False, False, True]) == []
+
+
+def test_an_etcd_member_unhealthy_past_its_grace_is_reported_then_every_repeat():
+    fired = etcd_beacon([True] + [False] * 12)
+    # Unhealthy from 1005 on: reported at 1020 (15 s), again at 1050 (30 s later).
+    assert fired == [1020.0, 1050.0]
+    assert etcd_beacon([False] * 4 + [True] + [False] * 3) == [1015.0]

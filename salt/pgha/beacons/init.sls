@@ -59,6 +59,7 @@ pgha-beacons-etcd:
     - beacon_module: etcd3
     - interval: {{ heal.beacon_interval }}
     - service: {{ pgha.etcd.service | json }}
+    - grace: {{ heal.etcd_grace }}
     - repeat: {{ heal.repeat }}
 {%-   else %}
   beacon.absent:
