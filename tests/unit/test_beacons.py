@@ -148,3 +148,18 @@ def test_an_etcd_member_unhealthy_past_its_grace_is_reported_then_every_repeat()
     # Unhealthy from 1005 on: reported at 1020 (15 s), again at 1050 (30 s later).
     assert fired == [1020.0, 1050.0]
     assert etcd_beacon([False] * 4 + [True] + [False] * 3) == [1015.0]
+
+
+def test_the_formula_gives_each_beacon_every_setting_its_validate_requires(minion):
+    """A beacon whose validate() fails is skipped by the minion, with an error in its log
+    only: the formula's beacon states must carry every key the modules require."""
+    low = minion(minion_id="pg-02", tls=True).modules.state.show_lowstate()
+    assert isinstance(low, list), low
+    chunks = {chunk["__id__"]: chunk for chunk in low}
+    for state_id, module in (("pgha-beacons-etcd", "_beacons/etcd3.py"), ("pgha-beacons-patroni", "_beacons/patroni.py")):
+        chunk = chunks[state_id]
+        config = [{key: value} for key, value in chunk.items() if not key.startswith("__") and
+                  key not in ("name", "state", "fun", "order", "save", "beacon_module", "interval")]
+        config.append({"_beacon_name": chunk["name"]})
+        assert load_file(module).validate(config) == (True, "valid beacon configuration"), (state_id, config)
+    assert {"grace": 15} in [{k: v} for k, v in chunks["pgha-beacons-etcd"].items()]
